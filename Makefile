@@ -1,0 +1,95 @@
+# The web server in eight stages: build, run, test and compare them. See README.md.
+#
+#   make                  build every stage into build/
+#   make step05           build stage 05 and run it on port 7878 (PORT=8080 to change it)
+#   make tests            build the test runners (make check builds them too)
+#   make check            run the test suite against every stage
+#   make check-step05     the tests of stage 05 only (SERVER=path tests another binary)
+#   make check-lessons    prove that each stage's new tests fail on the stage before it
+#   make diff-05          what stage 05 changes in stage 04
+#   make clean            remove build/
+#
+# SANITIZE=address,undefined or SANITIZE=thread builds (and tests) everything under that
+# sanitizer, in a build folder of its own.
+
+CFLAGS ?= -O2 -g
+PORT ?= 7878
+
+# What the code needs to build at all: kept apart from CFLAGS and LDFLAGS, which are yours.
+STAGE_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -pthread
+TEST_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -pthread
+# Asked for only when the tests are built, so that building the stages needs only a compiler.
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS = $(shell pkg-config --libs check)
+
+STAGE_DIRS := $(sort $(wildcard step[0-9][0-9]-*))
+STAGES := $(foreach dir,$(STAGE_DIRS),$(firstword $(subst -, ,$(dir))))
+stage_dir = $(filter $(1)-%,$(STAGE_DIRS))
+stage_number = $(patsubst step%,%,$(1))
+
+comma := ,
+ifeq ($(SANITIZE),)
+BUILD := build
+else
+BUILD := build/sanitize-$(subst $(comma),-,$(SANITIZE))
+SANITIZE_FLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+# A sanitizer's first report stops the program, so that a test sees it fail.
+TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+TEST_SOURCES := $(wildcard tests/*.c)
+TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)
+
+.PHONY: all clean tests check check-lessons need-check $(STAGES) $(addprefix check-,$(STAGES)) \
+        $(addprefix diff-,$(call stage_number,$(STAGES))) \
+        $(addprefix lessons-,$(call stage_number,$(STAGES)))
+.DELETE_ON_ERROR:
+
+all: $(addprefix $(BUILD)/,$(STAGES))
+
+clean:
+	rm -rf build
+
+tests: $(addprefix $(BUILD)/tests/check-,$(STAGES))
+
+# build/stepNN from the stage's own sources, and nothing else.
+define stage_rules
+$(BUILD)/$(1): $(wildcard $(2)/*.c $(2)/*.h)
+	@mkdir -p $$(@D)
+	$$(CC) $$(STAGE_FLAGS) $$(SANITIZE_FLAGS) $$(CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDFLAGS)
+
+# The test runner for the stage: the whole suite, with the stage's pool.c where it has one.
+$(BUILD)/tests/check-$(1): $(TEST_OBJECTS) $(wildcard $(2)/pool.c $(2)/pool.h)
+	$$(CC) $$(STAGE_FLAGS) $$(SANITIZE_FLAGS) $$(CFLAGS) -o $$@ $$(TEST_OBJECTS) \
+	    $$(filter %.c,$$^) $$(CHECK_LIBS) $$(LDFLAGS)
+endef
+$(foreach stage,$(STAGES),$(eval $(call stage_rules,$(stage),$(call stage_dir,$(stage)))))
+
+$(STAGES): %: $(BUILD)/%
+	./$(BUILD)/$* $(PORT)
+
+$(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h) | need-check
+	@mkdir -p $(@D)
+	$(CC) $(TEST_FLAGS) $(SANITIZE_FLAGS) $(CHECK_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+need-check:
+	@sh tests/need-check.sh
+
+check: $(addprefix check-,$(STAGES))
+
+$(addprefix check-,$(STAGES)): check-%: $(BUILD)/% $(BUILD)/tests/check-%
+	$(TEST_ENV) $(BUILD)/tests/check-$* $(call stage_number,$*) $(or $(SERVER),$(BUILD)/$*)
+
+check-lessons: $(addprefix lessons-,$(call stage_number,$(wordlist 2,$(words $(STAGES)),$(STAGES))))
+
+# diff-NN and lessons-NN compare stage NN, $(1), with the stage before it, $(2).
+define pair_rules
+diff-$(call stage_number,$(1)):
+	@diff -ru $(call stage_dir,$(2)) $(call stage_dir,$(1)) || test $$$$? -eq 1
+
+lessons-$(call stage_number,$(1)): $(BUILD)/$(2) $(BUILD)/tests/check-$(2)
+	$$(TEST_ENV) $(BUILD)/tests/check-$(2) --new $(call stage_number,$(1)) $(BUILD)/$(2)
+endef
+$(foreach i,$(wordlist 2,$(words $(STAGES)),2 3 4 5 6 7 8 9),\
+    $(eval $(call pair_rules,$(word $(i),$(STAGES)),$(word $(i),x $(STAGES)))))

@@ -1,0 +1,216 @@
+/*
+ * Stage 02: read the request.
+ *
+ * Each connection's request head is read, line by line up to the empty line that ends it,
+ * into a buffer of fixed size, and printed. No response is sent yet.
+ * The lesson is in README.md beside this file.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEFAULT_PORT 7878
+/* Connections the kernel may hold, fully opened, until accept() takes them. */
+#define BACKLOG 511
+/* The most a request head may take: request line, headers and the empty line. */
+#define HEAD_MAX 8192
+
+enum head_result { HEAD_DONE, HEAD_TOO_LONG, HEAD_FAILED };
+
+/* Reads a whole decimal number from min to max: no sign, no spaces, nothing after it. */
+static bool parse_number(const char *text, long min, long max, long *value)
+{
+    char *end;
+
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    *value = strtol(text, &end, 10);
+    return errno == 0 && *end == '\0' && *value >= min && *value <= max;
+}
+
+/* Opens a TCP socket listening on 127.0.0.1:port, or says why it cannot and returns -1. */
+static int listen_on(long port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int yes = 1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0) {
+        perror("socket");
+        return -1;
+    }
+    /* Rust's TcpListener::bind does this too: a restarted server may take the port again
+       while the connections of its last run still wait out TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) < 0) {
+        perror("setsockopt");
+    } else if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) {
+        fprintf(stderr, "bind 127.0.0.1:%ld: %s\n", port, strerror(errno));
+    } else if (listen(fd, BACKLOG) < 0) {
+        perror("listen");
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/* The port the listener really has: the one asked for, or the kernel's pick for port 0. */
+static int bound_port(int listener)
+{
+    struct sockaddr_in address;
+    socklen_t size = sizeof address;
+
+    if (getsockname(listener, (struct sockaddr *)&address, &size) < 0) {
+        perror("getsockname");
+        return -1;
+    }
+    return ntohs(address.sin_port);
+}
+
+/* True when the '\n' at head[i] ends an empty line: nothing, or one '\r', stands between
+   it and the start of the head or the end of the line before. */
+static bool ends_empty_line(const char *head, size_t i)
+{
+    if (i > 0 && head[i - 1] == '\r')
+        i--;
+    return i == 0 || head[i - 1] == '\n';
+}
+
+/* Reads the request head, up to and including the empty line that ends it, into
+   head[HEAD_MAX], and stores its length in *len. The end of the stream ends the head too,
+   as it ends the reference's lines(). A head that does not fit is not read any further. */
+static enum head_result read_head(int fd, char *head, size_t *len)
+{
+    size_t used = 0;
+
+    while (used < HEAD_MAX) {
+        ssize_t n = read(fd, head + used, HEAD_MAX - used);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return HEAD_FAILED;
+        }
+        for (size_t i = used; i < used + (size_t)n; i++) {
+            if (head[i] == '\n' && ends_empty_line(head, i)) {
+                *len = i + 1;
+                return HEAD_DONE;
+            }
+        }
+        used += (size_t)n;
+    }
+    *len = used;
+    return used < HEAD_MAX ? HEAD_DONE : HEAD_TOO_LONG;
+}
+
+/* Returns the length of the line that starts at text[*pos] and ends at the next '\n', or
+   at text[len], without its "\n" or "\r\n"; moves *pos past the line. */
+static size_t take_line(const char *text, size_t len, size_t *pos)
+{
+    const char *start = text + *pos;
+    const char *newline = memchr(start, '\n', len - *pos);
+    size_t n = newline ? (size_t)(newline - start) : len - *pos;
+
+    *pos += newline ? n + 1 : n;
+    if (newline && n > 0 && start[n - 1] == '\r')
+        n--;
+    return n;
+}
+
+/* Prints one line the way Rust's {:?} quotes a string, except that every byte outside
+   printable ASCII is shown as \xNN: a client must not be able to send control codes to
+   our terminal. */
+static void print_line(const char *line, size_t len)
+{
+    fputs("\n    \"", stdout);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c >= ' ' && c <= '~')
+            putchar(c);
+        else
+            printf("\\x%02x", c);
+    }
+    fputs("\",", stdout);
+}
+
+/* Prints the head's lines the way the reference prints its Vec of lines with {:#?}. */
+static void print_request(const char *head, size_t len)
+{
+    size_t pos = 0;
+    bool any = false;
+
+    fputs("Request: [", stdout);
+    while (pos < len) {
+        const char *line = head + pos;
+        size_t line_len = take_line(head, len, &pos);
+        if (line_len == 0)
+            break; /* the empty line that ends the head */
+        print_line(line, line_len);
+        any = true;
+    }
+    puts(any ? "\n]" : "]");
+}
+
+/* Reads one request and prints it; owns the connection and closes it. */
+static void handle_connection(int stream)
+{
+    char head[HEAD_MAX];
+    size_t len;
+    enum head_result result = read_head(stream, head, &len);
+
+    if (result == HEAD_DONE) {
+        print_request(head, len);
+    } else if (result == HEAD_TOO_LONG) {
+        fprintf(stderr, "request head longer than %d bytes: connection closed\n", HEAD_MAX);
+    } else {
+        perror("read");
+    }
+    close(stream);
+}
+
+int main(int argc, char **argv)
+{
+    long port = DEFAULT_PORT;
+
+    if (argc > 2) {
+        fprintf(stderr, "usage: %s [PORT]\n", argv[0]);
+        return 1;
+    }
+    if (argc == 2 && !parse_number(argv[1], 0, 65535, &port)) {
+        fprintf(stderr, "PORT must be a whole number from 0 to 65535, not \"%s\"\n", argv[1]);
+        return 1;
+    }
+    /* stdout into a pipe or a file is fully buffered: a log line could wait there for
+       kilobytes of company. Line buffering sends each line on as soon as it ends. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    int listener = listen_on(port);
+    if (listener < 0)
+        return 1;
+    int real_port = bound_port(listener);
+    if (real_port < 0)
+        return 1;
+    printf("Listening on http://127.0.0.1:%d\n", real_port);
+
+    for (;;) {
+        int stream = accept(listener, NULL, NULL);
+        if (stream < 0) {
+            /* One failed connection attempt is no reason to stop serving the others. */
+            if (errno != ECONNABORTED && errno != EINTR)
+                perror("accept");
+            continue;
+        }
+        handle_connection(stream);
+    }
+}

@@ -1,0 +1,479 @@
+/*
+ * The test harness: see harness.h. Linux-specific where it helps the tests (prctl, pipe
+ * sizes); the stages themselves stay POSIX.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int stage;
+const char *server_path;
+const char *root_dir;
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before deadline, for poll(): never negative. */
+static int ms_left(long long deadline)
+{
+    long long left = deadline - now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+const char *shown(const char *bytes, size_t len)
+{
+    /* Two buffers, used in turn, so that one message can show two byte strings. */
+    static char buffers[2][1200];
+    static int turn;
+    char *out = buffers[turn++ % 2];
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o < sizeof buffers[0] - 40; i++) {
+        unsigned char c = (unsigned char)bytes[i];
+        if (c >= ' ' && c <= '~' && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)sprintf(out + o, "\\x%02x", c);
+    }
+    if (o >= sizeof buffers[0] - 40)
+        o += (size_t)sprintf(out + o, "... (%zu bytes)", len);
+    out[o] = '\0';
+    return out;
+}
+
+static void output_open(struct output *o, int fd)
+{
+    /* A big pipe lets a busy server log on while a test is not reading. */
+    fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    *o = (struct output){.fd = fd, .cap = 4096};
+    o->text = malloc(o->cap + 1);
+    ck_assert(o->text != NULL);
+    o->text[0] = '\0';
+}
+
+/* Takes in everything the process has written so far; false once it has closed the pipe. */
+static bool output_pull(struct output *o)
+{
+    while (o->fd >= 0) {
+        if (o->len == o->cap) {
+            o->cap *= 2;
+            o->text = realloc(o->text, o->cap + 1);
+            ck_assert(o->text != NULL);
+        }
+        ssize_t n = read(o->fd, o->text + o->len, o->cap - o->len);
+        if (n > 0) {
+            o->len += (size_t)n;
+            o->text[o->len] = '\0';
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            return true;
+        } else {
+            close(o->fd);
+            o->fd = -1;
+        }
+    }
+    return false;
+}
+
+/* Waits up to the deadline for the process to write more; false if it did not. */
+static bool output_wait(struct output *o, long long deadline)
+{
+    size_t before = o->len;
+    struct pollfd p = {.fd = o->fd, .events = POLLIN};
+
+    while (o->len == before && o->fd >= 0 && ms_left(deadline) > 0) {
+        poll(&p, 1, ms_left(deadline));
+        output_pull(o);
+    }
+    return o->len > before;
+}
+
+static void output_close(struct output *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    free(o->text);
+    o->fd = -1;
+    o->text = NULL;
+}
+
+void server_spawn(struct server *s, const char *dir, const char *const args[])
+{
+    const char *argv[8] = {server_path};
+    int out[2], err[2];
+    pid_t parent = getpid();
+
+    for (int i = 0; args[i] != NULL; i++) {
+        ck_assert(i + 2 < 8);
+        argv[i + 1] = args[i];
+    }
+    ck_assert_msg(pipe(out) == 0 && pipe(err) == 0, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* The server dies with the test that started it, even one that fails or times out. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
+        /* The tests ignore SIGPIPE; the server must do that for itself. */
+        signal(SIGPIPE, SIG_DFL);
+        if (dir != NULL && chdir(dir) != 0) {
+            perror(dir);
+            _exit(127);
+        }
+        execv(server_path, (char *const *)argv);
+        perror(server_path);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    *s = (struct server){.pid = pid, .port = -1};
+    output_open(&s->out, out[0]);
+    output_open(&s->err, err[0]);
+}
+
+void server_wait_listening(struct server *s)
+{
+    const char *prefix = "Listening on http://127.0.0.1:";
+    const char *line = server_line(s, WAIT_MS);
+    char *end;
+
+    ck_assert_msg(line != NULL, "no Listening line within %d ms; stderr: %s", WAIT_MS,
+                  shown(s->err.text, s->err.len));
+    ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0, "first line is \"%s\", not \"%s...\"",
+                  line, prefix);
+    long port = strtol(line + strlen(prefix), &end, 10);
+    ck_assert_msg(*end == '\0' && port > 0 && port < 65536, "no port in \"%s\"", line);
+    s->port = (int)port;
+}
+
+void server_start(struct server *s)
+{
+    const char *args[] = {"0", NULL};
+
+    server_spawn(s, NULL, args);
+    server_wait_listening(s);
+}
+
+bool server_wait_exit(struct server *s, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+
+    while (s->pid != 0) {
+        pid_t r = waitpid(s->pid, &s->status, WNOHANG);
+        if (r == s->pid) {
+            s->pid = 0;
+            break;
+        }
+        if (ms_left(deadline) == 0)
+            return false;
+        /* Keep its pipes flowing while it finishes, and look again soon. */
+        output_pull(&s->out);
+        output_pull(&s->err);
+        poll(NULL, 0, 5);
+    }
+    output_pull(&s->out);
+    output_pull(&s->err);
+    return true;
+}
+
+/* Fails the test if the server has exited, with how it died and what it said. */
+static void expect_alive(struct server *s)
+{
+    if (s->pid == 0 || waitpid(s->pid, &s->status, WNOHANG) != s->pid)
+        return;
+    s->pid = 0;
+    output_pull(&s->err);
+    ck_abort_msg("the server died (%s %d); stderr: %s",
+                 WIFSIGNALED(s->status) ? "signal" : "exit status",
+                 WIFSIGNALED(s->status) ? WTERMSIG(s->status) : WEXITSTATUS(s->status),
+                 shown(s->err.text, s->err.len));
+}
+
+void server_stop(struct server *s)
+{
+    expect_alive(s);
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    server_stop_exited(s);
+}
+
+void server_stop_exited(struct server *s)
+{
+    ck_assert(s->pid == 0);
+    output_close(&s->out);
+    output_close(&s->err);
+}
+
+const char *server_line(struct server *s, int timeout_ms)
+{
+    static char line[8192 * 5];
+    long long deadline = now_ms() + timeout_ms;
+    struct output *o = &s->out;
+
+    output_pull(o);
+    for (;;) {
+        char *start = o->text + o->seen;
+        char *newline = memchr(start, '\n', o->len - o->seen);
+        if (newline != NULL) {
+            size_t n = (size_t)(newline - start);
+            ck_assert_msg(n < sizeof line, "log line of %zu bytes", n);
+            memcpy(line, start, n);
+            line[n] = '\0';
+            o->seen += n + 1;
+            return line;
+        }
+        if (!output_wait(o, deadline))
+            return NULL;
+    }
+}
+
+void expect_log(struct server *s, const char *expected)
+{
+    const char *line = server_line(s, WAIT_MS);
+
+    ck_assert_msg(line != NULL, "expected the log line \"%s\", got none within %d ms", expected,
+                  WAIT_MS);
+    ck_assert_msg(strcmp(line, expected) == 0, "expected the log line \"%s\", got \"%s\"", expected,
+                  line);
+}
+
+void expect_quiet(struct server *s)
+{
+    output_pull(&s->out);
+    ck_assert_msg(s->out.seen == s->out.len, "unexpected output: %s",
+                  shown(s->out.text + s->out.seen, s->out.len - s->out.seen));
+}
+
+bool server_said(struct server *s, const char *text, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+
+    output_pull(&s->err);
+    while (strstr(s->err.text, text) == NULL) {
+        if (!output_wait(&s->err, deadline))
+            return false;
+    }
+    return true;
+}
+
+int client_connect(int port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+    ck_assert_msg(connect(fd, (struct sockaddr *)&address, sizeof address) == 0,
+                  "connect to port %d: %s", port, strerror(errno));
+    return fd;
+}
+
+bool client_send(int fd, const void *data, size_t len)
+{
+    const char *bytes = data;
+    long long deadline = now_ms() + WAIT_MS;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+    while (len > 0) {
+        /* Never block for good: a server that stops reading must fail the test, not hang it. */
+        if (poll(&p, 1, ms_left(deadline)) <= 0)
+            return false;
+        ssize_t n = send(fd, bytes, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            return false;
+        bytes += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+void client_receive(int fd, struct reply *r, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    r->len = 0;
+    r->closed = false;
+    r->error = 0;
+    while (r->len < sizeof r->bytes) {
+        if (poll(&p, 1, ms_left(deadline)) <= 0) {
+            r->error = ETIMEDOUT;
+            return;
+        }
+        ssize_t n = recv(fd, r->bytes + r->len, sizeof r->bytes - r->len, 0);
+        if (n == 0) {
+            r->closed = true;
+            return;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r->error = errno;
+            return;
+        }
+        r->len += (size_t)n;
+    }
+    r->error = EMSGSIZE;
+}
+
+void client_reset(int fd)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    close(fd);
+}
+
+void exchange(struct server *s, const void *request, size_t len, struct reply *r)
+{
+    int fd = client_connect(s->port);
+
+    /* A failed send is judged by the reply: a stage may close before reading everything. */
+    client_send(fd, request, len);
+    client_receive(fd, r, WAIT_MS);
+    close(fd);
+}
+
+void expect_reply(const struct reply *r, const char *expected, size_t len)
+{
+    ck_assert_msg(r->len == len && memcmp(r->bytes, expected, len) == 0,
+                  "expected the reply \"%s\", got \"%s\"", shown(expected, len),
+                  shown(r->bytes, r->len));
+    ck_assert_msg(r->closed, "the reply did not end with a clean end of stream: %s",
+                  strerror(r->error));
+}
+
+size_t page_response(const char *status_line, const char *path, char *buf, size_t cap)
+{
+    char page[16384];
+    char full[4096];
+    FILE *file;
+
+    snprintf(full, sizeof full, "%s/%s", root_dir, path);
+    file = fopen(full, "rb");
+    ck_assert_msg(file != NULL, "%s: %s", full, strerror(errno));
+    size_t n = fread(page, 1, sizeof page, file);
+    fclose(file);
+    int head = snprintf(buf, cap, "%s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                        status_line, n);
+    ck_assert((size_t)head + n <= cap);
+    memcpy(buf + head, page, n);
+    return (size_t)head + n;
+}
+
+void expect_page(const struct reply *r, const char *status_line, const char *path)
+{
+    char expected[20000];
+    size_t len = page_response(status_line, path, expected, sizeof expected);
+
+    expect_reply(r, expected, len);
+}
+
+void expect_status(const struct reply *r, const char *status_line)
+{
+    char expected[256];
+    int n = snprintf(expected, sizeof expected, "%s\r\nContent-Length: ", status_line);
+    const char *rest = "\r\nConnection: close\r\n\r\n";
+    const char *at = r->bytes + n;
+    long length = 0;
+
+    ck_assert_msg(r->len > (size_t)n && memcmp(r->bytes, expected, (size_t)n) == 0,
+                  "expected \"%s\", got \"%s\"", shown(expected, (size_t)n),
+                  shown(r->bytes, r->len));
+    while (at < r->bytes + r->len && *at >= '0' && *at <= '9')
+        length = length * 10 + (*at++ - '0');
+    ck_assert_msg((size_t)(r->bytes + r->len - at) == strlen(rest) + (size_t)length &&
+                      memcmp(at, rest, strlen(rest)) == 0 && length > 0,
+                  "the headers do not describe the body: \"%s\"", shown(r->bytes, r->len));
+    ck_assert_msg(r->closed, "the reply did not end with a clean end of stream: %s",
+                  strerror(r->error));
+}
+
+void expect_normal_reply(const struct reply *r)
+{
+    if (stage == 1) {
+        /* It closes without reading, so the end may come as a reset. */
+        ck_assert_msg(r->len == 0, "stage 01 sends nothing, got \"%s\"", shown(r->bytes, r->len));
+    } else if (stage == 2) {
+        expect_reply(r, "", 0);
+    } else if (stage == 3) {
+        expect_reply(r, "HTTP/1.1 200 OK\r\n\r\n", 19);
+    } else {
+        expect_page(r, "HTTP/1.1 200 OK", "www/hello.html");
+    }
+}
+
+/* Asserts that the server's stdout, as it is now, ends with these lines: a stage that logs
+   each connection logs the normal request last, after whatever came before it. */
+static void expect_log_ends_with(struct server *s, const char *const lines[], size_t n)
+{
+    struct output *o = &s->out;
+    size_t start = o->len, count = 0;
+
+    output_pull(o);
+    start = o->len;
+    while (count < n && start > o->seen) { /* back over n lines */
+        start--;
+        while (start > o->seen && o->text[start - 1] != '\n')
+            start--;
+        count++;
+    }
+    for (size_t i = 0, at = start; i < n; i++) {
+        size_t len = strlen(lines[i]);
+        ck_assert_msg(count == n && strncmp(o->text + at, lines[i], len) == 0 &&
+                          o->text[at + len] == '\n',
+                      "expected the log to end with \"%s\" and the lines after it; it ends: %s",
+                      lines[0], shown(o->text + o->seen, o->len - o->seen));
+        at += len + 1;
+    }
+    o->seen = o->len;
+}
+
+void expect_served(struct server *s)
+{
+    static const char *const connection[] = {"connection established"};
+    static const char *const request[] = {"Request: [", "    \"GET / HTTP/1.1\",",
+                                          "    \"Host: 127.0.0.1\",", "]"};
+    struct reply r;
+
+    expect_alive(s);
+    exchange(s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
+    expect_alive(s); /* a server that dies on this request leaves an empty reply */
+    expect_normal_reply(&r);
+    if (stage == 1)
+        expect_log_ends_with(s, connection, 1);
+    else if (stage <= 4)
+        expect_log_ends_with(s, request, 4);
+    else
+        expect_quiet(s);
+}

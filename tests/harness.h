@@ -1,0 +1,103 @@
+/*
+ * The test harness: runs a stage's real binary, talks to it over raw TCP and reads what
+ * it logs. Every test uses it; see README.md beside this file.
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The stage whose behaviour the tests expect, and the binary that should show it. */
+extern int stage;
+extern const char *server_path;
+/* The repository root, where www/ is: servers run from there unless a test says otherwise. */
+extern const char *root_dir;
+
+/* Waits long enough for anything a healthy server does at once, even under a sanitizer on a
+   loaded machine; short enough that a test fails before Check's timeout kills it. */
+#define WAIT_MS 3000
+
+/* What a process wrote to one of its outputs, and how much of it the test has consumed. */
+struct output {
+    int fd; /* read end of the pipe, non-blocking; -1 once closed */
+    char *text;
+    size_t len, cap, seen;
+};
+
+struct server {
+    pid_t pid; /* 0 once reaped */
+    int status;
+    int port;
+    struct output out, err;
+};
+
+/* Starts the server in dir (NULL: the repository root) with the arguments args (after the
+   program name, NULL-terminated). Does not wait for it to listen. */
+void server_spawn(struct server *s, const char *dir, const char *const args[]);
+/* Starts the server on port 0 in the repository root and waits for its Listening line. */
+void server_start(struct server *s);
+/* Reads the Listening line, which must be the first line on stdout, and takes the port. */
+void server_wait_listening(struct server *s);
+/* Waits up to timeout_ms for the server to exit; returns false if it has not. */
+bool server_wait_exit(struct server *s, int timeout_ms);
+/* Asserts the server is still running (it did not crash), then kills and reaps it. */
+void server_stop(struct server *s);
+/* Releases what the harness holds for a server that has exited (server_wait_exit). */
+void server_stop_exited(struct server *s);
+
+/* The next whole line the server printed on stdout (without its '\n'), waiting up to
+   timeout_ms; NULL if none came. The text stays valid until the next call. */
+const char *server_line(struct server *s, int timeout_ms);
+/* Asserts that the next stdout line is exactly line. */
+void expect_log(struct server *s, const char *line);
+/* Asserts that the server has printed nothing on stdout that the test has not consumed. */
+void expect_quiet(struct server *s);
+/* Waits up to timeout_ms until the server's stderr contains text. */
+bool server_said(struct server *s, const char *text, int timeout_ms);
+
+/* What a client received on one connection. */
+#define REPLY_MAX 65536
+struct reply {
+    char bytes[REPLY_MAX];
+    size_t len;
+    bool closed; /* ended by the server's end-of-stream (FIN) */
+    int error;   /* or by this errno, e.g. ECONNRESET; 0 for none */
+};
+
+/* A connected client socket; the test fails if the server does not accept. */
+int client_connect(int port);
+/* Sends all of data; false if the server closed or reset the connection first. */
+bool client_send(int fd, const void *data, size_t len);
+/* Reads until the server ends the stream, an error, or timeout_ms; fills r. */
+void client_receive(int fd, struct reply *r, int timeout_ms);
+/* Closes the socket with a reset (RST) instead of a normal end. */
+void client_reset(int fd);
+/* Connects, sends request, reads the whole reply and closes. */
+void exchange(struct server *s, const void *request, size_t len, struct reply *r);
+
+/* Asserts that the reply is exactly the bytes expected, then a clean end of stream. */
+void expect_reply(const struct reply *r, const char *expected, size_t len);
+/* The response the stage sends with the page at path: status line, headers, page. */
+size_t page_response(const char *status_line, const char *path, char *buf, size_t cap);
+/* Asserts that the reply is exactly that response. */
+void expect_page(const struct reply *r, const char *status_line, const char *path);
+/* Asserts that the reply is status_line, headers that give the length of the body that
+   follows (not empty) and close the connection, that body, and a clean end of stream. */
+void expect_status(const struct reply *r, const char *status_line);
+
+/* The request every stage must serve, and what this stage does with it: the answer and the
+   log lines. Tests of bad input finish with it, to prove that the server still serves. */
+#define NORMAL_REQUEST "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+void expect_normal_reply(const struct reply *r);
+void expect_served(struct server *s);
+
+/* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
+const char *shown(const char *bytes, size_t len);
+
+/* Declares a test of the table in tests.h. */
+#define TEST(name) void name(int _i CK_ATTRIBUTE_UNUSED)
+
+#endif

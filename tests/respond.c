@@ -1,0 +1,41 @@
+/*
+ * Lesson 03, respond: the first answer, and the duty that comes with it: the client must
+ * get the whole answer and a clean end of stream, even when it sent more than we read.
+ */
+#include "harness.h"
+#include "tests.h"
+
+#include <string.h>
+#include <unistd.h>
+
+TEST(answers_status_line_only)
+{
+    struct server s;
+    struct reply r;
+
+    server_start(&s);
+    exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
+    expect_reply(&r, "HTTP/1.1 200 OK\r\n\r\n", 19);
+    server_stop(&s);
+}
+
+TEST(answer_survives_unread_bytes)
+{
+    char request[sizeof NORMAL_REQUEST - 1 + 20000];
+    struct server s;
+
+    /* More bytes after the head than the server reads with it. Closed with them unread, the
+       connection ends in a reset, which a client may take for a failed request. */
+    memcpy(request, NORMAL_REQUEST, sizeof NORMAL_REQUEST - 1);
+    memset(request + sizeof NORMAL_REQUEST - 1, 'x', 20000);
+    server_start(&s);
+    int fd = client_connect(s.port);
+    ck_assert(client_send(fd, request, sizeof request));
+    struct reply r;
+    client_receive(fd, &r, WAIT_MS);
+    close(fd);
+    expect_normal_reply(&r);
+    ck_assert_msg(r.closed, "the answer ended in %s, not in a clean end of stream",
+                  strerror(r.error));
+    server_stop(&s);
+}

@@ -1,0 +1,49 @@
+/*
+ * The one table of the suite. Each row names a test, the lesson it belongs to (its Check
+ * test case), the stage that introduces it and the last stage whose behaviour it checks.
+ * `make check-stepNN` runs the rows whose range holds NN, against stage NN's binary;
+ * `make check-lessons` runs each stage's new rows against the stage before, where every
+ * one of them must fail. Rows are in lesson order; a test is defined with TEST(name) in
+ * the file named after its lesson.
+ */
+#ifndef TESTS_H
+#define TESTS_H
+
+#define LAST_STAGE 8
+
+#define TESTS(X)                                                                                   \
+    X(listen, listening_line_names_the_port, 1, LAST_STAGE)                                        \
+    X(listen, default_port_is_7878, 1, LAST_STAGE)                                                 \
+    X(listen, port_in_use_is_one_line_and_exit_1, 1, LAST_STAGE)                                   \
+    X(listen, bad_port_is_one_line_and_exit_1, 1, LAST_STAGE)                                      \
+    X(listen, listens_on_loopback_only, 1, LAST_STAGE)                                             \
+    X(listen, logs_each_connection, 1, 1)                                                          \
+    X(robust, survives_silent_client, 1, LAST_STAGE)                                               \
+    X(robust, survives_unfinished_line, 1, LAST_STAGE)                                             \
+    X(robust, survives_oversized_head, 1, LAST_STAGE)                                              \
+    X(robust, survives_binary_bytes, 1, LAST_STAGE)                                                \
+    X(robust, survives_reset_mid_request, 1, LAST_STAGE)                                           \
+    X(robust, survives_reset_before_answer, 1, LAST_STAGE)                                         \
+    X(read, prints_request_lines, 2, 4)                                                            \
+    X(read, escapes_quotes_and_unprintable_bytes, 2, 4)                                            \
+    X(read, accepts_lf_only_line_ends, 2, 4)                                                       \
+    X(read, prints_empty_request, 2, 4)                                                            \
+    X(read, prints_unfinished_line_at_end_of_stream, 2, 4)                                         \
+    X(read, head_ends_at_empty_line, 2, 4)                                                         \
+    X(read, reads_a_large_head, 2, 4)                                                              \
+    X(read, closes_on_oversized_head, 2, 4)                                                        \
+    X(respond, answers_status_line_only, 3, 3)                                                     \
+    X(respond, answer_survives_unread_bytes, 3, LAST_STAGE)                                        \
+    X(html, answers_hello_page, 4, LAST_STAGE)                                                     \
+    X(html, answers_500_without_page, 4, LAST_STAGE)                                               \
+    X(html, answers_any_request_with_hello, 4, 4)                                                  \
+    X(route, answers_404_page, 5, LAST_STAGE)                                                      \
+    X(route, request_line_must_match_exactly, 5, LAST_STAGE)                                       \
+    X(route, answers_431_to_oversized_head, 5, LAST_STAGE)                                         \
+    X(route, request_is_not_printed, 5, LAST_STAGE)
+
+#define DECLARE_TEST(lesson, name, first, last) void name(int);
+TESTS(DECLARE_TEST)
+#undef DECLARE_TEST
+
+#endif
