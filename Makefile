@@ -18,6 +18,12 @@ PORT ?= 7878
 # What the code needs to build at all: kept apart from CFLAGS and LDFLAGS, which are yours.
 STAGE_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -pthread
 TEST_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -pthread
+# The tests run builds of the stages with a short GET /sleep and head timeout, to stay quick;
+# the runner learns both from the environment (make check-stepNN SERVER=... can set them).
+TEST_SLEEP_SECONDS = 1
+TEST_HEAD_TIMEOUT_SECONDS = 2
+TEST_BUILD_FLAGS = -DSLEEP_SECONDS=$(TEST_SLEEP_SECONDS) \
+                   -DHEAD_TIMEOUT_SECONDS=$(TEST_HEAD_TIMEOUT_SECONDS)
 # Asked for only when the tests are built, so that building the stages needs only a compiler.
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
@@ -36,7 +42,8 @@ SANITIZE_FLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-fra
 endif
 # A sanitizer's first report stops the program, so that a test sees it fail.
 TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+           SLEEP_SECONDS=$(TEST_SLEEP_SECONDS) HEAD_TIMEOUT_SECONDS=$(TEST_HEAD_TIMEOUT_SECONDS)
 
 TEST_SOURCES := $(wildcard tests/*.c)
 TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)
@@ -53,11 +60,17 @@ clean:
 
 tests: $(addprefix $(BUILD)/tests/check-,$(STAGES))
 
-# build/stepNN from the stage's own sources, and nothing else.
+# build/stepNN from the stage's own sources, and nothing else; build/tests/stepNN the same,
+# with the test timings.
 define stage_rules
 $(BUILD)/$(1): $(wildcard $(2)/*.c $(2)/*.h)
 	@mkdir -p $$(@D)
 	$$(CC) $$(STAGE_FLAGS) $$(SANITIZE_FLAGS) $$(CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDFLAGS)
+
+$(BUILD)/tests/$(1): $(wildcard $(2)/*.c $(2)/*.h)
+	@mkdir -p $$(@D)
+	$$(CC) $$(STAGE_FLAGS) $$(TEST_BUILD_FLAGS) $$(SANITIZE_FLAGS) $$(CFLAGS) -o $$@ \
+	    $$(filter %.c,$$^) $$(LDFLAGS)
 
 # The test runner for the stage: the whole suite, with the stage's pool.c where it has one.
 $(BUILD)/tests/check-$(1): $(TEST_OBJECTS) $(wildcard $(2)/pool.c $(2)/pool.h)
@@ -76,20 +89,24 @@ $(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h) | need-check
 need-check:
 	@sh tests/need-check.sh
 
-check: $(addprefix check-,$(STAGES))
+# The stages' runners run side by side (most of their time is spent waiting on slow
+# requests), each one's output shown whole when it ends.
+check:
+	@$(MAKE) --no-print-directory -j$(words $(STAGES)) --output-sync=target \
+	    $(addprefix check-,$(STAGES))
 
-$(addprefix check-,$(STAGES)): check-%: $(BUILD)/% $(BUILD)/tests/check-%
-	$(TEST_ENV) $(BUILD)/tests/check-$* $(call stage_number,$*) $(or $(SERVER),$(BUILD)/$*)
+$(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $(BUILD)/tests/check-%
+	$(TEST_ENV) $(BUILD)/tests/check-$* $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*)
 
 check-lessons: $(addprefix lessons-,$(call stage_number,$(wordlist 2,$(words $(STAGES)),$(STAGES))))
 
 # diff-NN and lessons-NN compare stage NN, $(1), with the stage before it, $(2).
 define pair_rules
 diff-$(call stage_number,$(1)):
-	@diff -ru $(call stage_dir,$(2)) $(call stage_dir,$(1)) || test $$$$? -eq 1
+	@diff -ruN -x README.md $(call stage_dir,$(2)) $(call stage_dir,$(1)) || test $$$$? -eq 1
 
-lessons-$(call stage_number,$(1)): $(BUILD)/$(2) $(BUILD)/tests/check-$(2)
-	$$(TEST_ENV) $(BUILD)/tests/check-$(2) --new $(call stage_number,$(1)) $(BUILD)/$(2)
+lessons-$(call stage_number,$(1)): $(BUILD)/tests/$(2) $(BUILD)/tests/check-$(2)
+	$$(TEST_ENV) $(BUILD)/tests/check-$(2) --new $(call stage_number,$(1)) $(BUILD)/tests/$(2)
 endef
-$(foreach i,$(wordlist 2,$(words $(STAGES)),2 3 4 5 6 7 8 9),\
+$(foreach i,$(wordlist 2,$(words $(STAGES)),1 2 3 4 5 6 7 8 9),\
     $(eval $(call pair_rules,$(word $(i),$(STAGES)),$(word $(i),x $(STAGES)))))

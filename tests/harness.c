@@ -22,8 +22,9 @@
 int stage;
 const char *server_path;
 const char *root_dir;
+int sleep_seconds, head_timeout_seconds;
 
-static long long now_ms(void)
+long long now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -175,7 +176,7 @@ void server_wait_listening(struct server *s)
 
 void server_start(struct server *s)
 {
-    const char *args[] = {"0", NULL};
+    const char *args[] = {"0", stage >= 8 ? "1000000" : NULL, NULL};
 
     server_spawn(s, NULL, args);
     server_wait_listening(s);
@@ -253,6 +254,17 @@ const char *server_line(struct server *s, int timeout_ms)
         if (!output_wait(o, deadline))
             return NULL;
     }
+}
+
+int worker_in(const char *line)
+{
+    const char *rest = " got a job; executing...";
+    char *end;
+
+    if (strncmp(line, "Worker ", 7) != 0 || line[7] < '0' || line[7] > '9')
+        return -1;
+    long id = strtol(line + 7, &end, 10);
+    return strcmp(end, rest) == 0 && id < 1000 ? (int)id : -1;
 }
 
 void expect_log(struct server *s, const char *expected)
@@ -459,6 +471,26 @@ static void expect_log_ends_with(struct server *s, const char *const lines[], si
     o->seen = o->len;
 }
 
+/* Asserts that the server has logged one or more worker lines, and nothing else, since the
+   test last looked: a pool stage logs a line for each job, in the order the workers take
+   them, which need not be the order of the connections. */
+static void expect_only_worker_lines(struct server *s)
+{
+    const char *line;
+    int count = 0;
+
+    output_pull(&s->out);
+    while (s->out.seen < s->out.len && (line = server_line(s, 0)) != NULL) {
+        int id = worker_in(line);
+        ck_assert_msg(id >= 0 && id < 4,
+                      "expected \"Worker N got a job; executing...\" with N "
+                      "from 0 to 3, got \"%s\"",
+                      line);
+        count++;
+    }
+    ck_assert_msg(count > 0, "no \"Worker N got a job; executing...\" line for the request");
+}
+
 void expect_served(struct server *s)
 {
     static const char *const connection[] = {"connection established"};
@@ -474,6 +506,92 @@ void expect_served(struct server *s)
         expect_log_ends_with(s, connection, 1);
     else if (stage <= 4)
         expect_log_ends_with(s, request, 4);
-    else
+    else if (stage <= 6)
         expect_quiet(s);
+    else
+        expect_only_worker_lines(s);
+}
+
+void receive_each(const int fds[], struct reply replies[], long long ended_ms[], int n,
+                  long long start_ms, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    struct pollfd p[16];
+    int open = n;
+
+    ck_assert(n <= 16);
+    for (int i = 0; i < n; i++) {
+        p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+        replies[i] = (struct reply){.len = 0};
+        ended_ms[i] = -1;
+    }
+    while (open > 0 && poll(p, (nfds_t)n, ms_left(deadline)) > 0) {
+        for (int i = 0; i < n; i++) {
+            struct reply *r = &replies[i];
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t got = recv(fds[i], r->bytes + r->len, sizeof r->bytes - r->len, 0);
+            if (got > 0 && r->len + (size_t)got < sizeof r->bytes) {
+                r->len += (size_t)got;
+                continue;
+            }
+            r->closed = got == 0;
+            r->error = got < 0 ? errno : got > 0 ? EMSGSIZE : 0;
+            ended_ms[i] = now_ms() - start_ms;
+            p[i].fd = -1; /* poll() passes over it from now on */
+            open--;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (ended_ms[i] < 0)
+            replies[i].error = ETIMEDOUT;
+    }
+}
+
+static int saved_stdout = -1;
+static FILE *capture;
+
+void capture_stdout(void)
+{
+    fflush(stdout);
+    capture = tmpfile();
+    ck_assert(capture != NULL);
+    saved_stdout = dup(STDOUT_FILENO);
+    dup2(fileno(capture), STDOUT_FILENO);
+}
+
+const char *stdout_captured(void)
+{
+    static char text[1 << 20];
+    size_t n;
+
+    fflush(stdout);
+    dup2(saved_stdout, STDOUT_FILENO);
+    close(saved_stdout);
+    rewind(capture);
+    n = fread(text, 1, sizeof text - 1, capture);
+    text[n] = '\0';
+    fclose(capture);
+    return text;
+}
+
+long long root_behind_sleep(struct server *s)
+{
+    static struct reply replies[2];
+    long long ended[2];
+    int fds[2];
+
+    fds[0] = client_connect(s->port);
+    ck_assert(client_send(fds[0], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+    long long start = now_ms();
+    fds[1] = client_connect(s->port);
+    ck_assert(client_send(fds[1], NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
+    receive_each(fds, replies, ended, 2, start, 2 * sleep_seconds * 1000 + WAIT_MS);
+    for (int i = 0; i < 2; i++) {
+        close(fds[i]);
+        expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
+    }
+    ck_assert_msg(ended[0] >= sleep_seconds * 900, "GET /sleep took %lld ms, not %d s", ended[0],
+                  sleep_seconds);
+    return ended[1];
 }

@@ -15,6 +15,10 @@ extern int stage;
 extern const char *server_path;
 /* The repository root, where www/ is: servers run from there unless a test says otherwise. */
 extern const char *root_dir;
+/* How long the server under test takes for GET /sleep, and how long it waits for a request
+   head (stage 07 on): from SLEEP_SECONDS and HEAD_TIMEOUT_SECONDS in the environment, which
+   make check sets to the test build's; the stages' own values otherwise. */
+extern int sleep_seconds, head_timeout_seconds;
 
 /* Waits long enough for anything a healthy server does at once, even under a sanitizer on a
    loaded machine; short enough that a test fails before Check's timeout kills it. */
@@ -37,7 +41,8 @@ struct server {
 /* Starts the server in dir (NULL: the repository root) with the arguments args (after the
    program name, NULL-terminated). Does not wait for it to listen. */
 void server_spawn(struct server *s, const char *dir, const char *const args[]);
-/* Starts the server on port 0 in the repository root and waits for its Listening line. */
+/* Starts the server on port 0 in the repository root and waits for its Listening line (from
+   stage 08 on, with a REQUESTS count larger than any test makes). */
 void server_start(struct server *s);
 /* Reads the Listening line, which must be the first line on stdout, and takes the port. */
 void server_wait_listening(struct server *s);
@@ -51,6 +56,8 @@ void server_stop_exited(struct server *s);
 /* The next whole line the server printed on stdout (without its '\n'), waiting up to
    timeout_ms; NULL if none came. The text stays valid until the next call. */
 const char *server_line(struct server *s, int timeout_ms);
+/* The worker id in a line "Worker N got a job; executing...", or -1 for any other line. */
+int worker_in(const char *line);
 /* Asserts that the next stdout line is exactly line. */
 void expect_log(struct server *s, const char *line);
 /* Asserts that the server has printed nothing on stdout that the test has not consumed. */
@@ -93,6 +100,25 @@ void expect_status(const struct reply *r, const char *status_line);
 #define NORMAL_REQUEST "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 void expect_normal_reply(const struct reply *r);
 void expect_served(struct server *s);
+
+/* A slow request (stage 06 on), and a measure of the lesson it teaches: sends GET /sleep,
+   then GET / on a second connection, and reads both answers, which must be the hello page
+   (with /sleep taking its time). Returns how long GET / took, in milliseconds. */
+#define SLEEP_REQUEST "GET /sleep HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+long long root_behind_sleep(struct server *s);
+
+/* Reads from n connections at once until each has ended, an error, or timeout_ms; records
+   when each reply ended, in milliseconds since start_ms. */
+void receive_each(const int fds[], struct reply replies[], long long ended_ms[], int n,
+                  long long start_ms, int timeout_ms);
+
+/* The monotonic clock, in milliseconds. */
+long long now_ms(void);
+
+/* Sends what this process prints on stdout to a temporary file until stdout_captured(),
+   which returns all of it (a thread pool prints its log lines there). */
+void capture_stdout(void);
+const char *stdout_captured(void);
 
 /* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
 const char *shown(const char *bytes, size_t len);

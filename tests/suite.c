@@ -76,6 +76,14 @@ static int report_new_tests(SRunner *runner, int number, const char *server)
     return run > 0 && failed == run ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+static int seconds_from_environment(const char *name, int fallback)
+{
+    const char *text = getenv(name);
+    int seconds = text != NULL ? atoi(text) : 0;
+
+    return seconds > 0 ? seconds : fallback;
+}
+
 static int usage(const char *program)
 {
     fprintf(stderr, "usage: %s [--new] STAGE SERVER\n", program);
@@ -100,6 +108,8 @@ int main(int argc, char **argv)
     }
     server_path = server;
     root_dir = root;
+    sleep_seconds = seconds_from_environment("SLEEP_SECONDS", 5);
+    head_timeout_seconds = seconds_from_environment("HEAD_TIMEOUT_SECONDS", 5);
     /* A server that closes early must fail a test, not kill the runner. */
     signal(SIGPIPE, SIG_IGN);
 

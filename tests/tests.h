@@ -40,7 +40,24 @@
     X(route, answers_404_page, 5, LAST_STAGE)                                                      \
     X(route, request_line_must_match_exactly, 5, LAST_STAGE)                                       \
     X(route, answers_431_to_oversized_head, 5, LAST_STAGE)                                         \
-    X(route, request_is_not_printed, 5, LAST_STAGE)
+    X(route, request_is_not_printed, 5, LAST_STAGE)                                                \
+    X(sleep, sleep_answers_hello_slowly, 6, LAST_STAGE)                                            \
+    X(sleep, root_waits_behind_sleep, 6, 6)                                                        \
+    X(pool, root_does_not_wait_for_sleep, 7, LAST_STAGE)                                           \
+    X(pool, four_slow_requests_at_once_fifth_waits, 7, LAST_STAGE)                                 \
+    X(pool, silent_clients_are_dropped, 7, LAST_STAGE)                                             \
+    X(pool, pool_refuses_zero_threads, 7, LAST_STAGE)                                              \
+    X(pool, pool_runs_every_job_once, 7, LAST_STAGE)                                               \
+    X(pool, pool_runs_four_jobs_at_once, 7, LAST_STAGE)                                            \
+    X(pool, pool_job_may_queue_a_job, 7, LAST_STAGE)                                               \
+    X(shutdown, shuts_down_after_requests, 8, LAST_STAGE)                                          \
+    X(shutdown, default_requests_is_4, 8, LAST_STAGE)                                              \
+    X(shutdown, queued_requests_finish_on_shutdown, 8, LAST_STAGE)                                 \
+    X(shutdown, sigint_shuts_down_gracefully, 8, LAST_STAGE)                                       \
+    X(shutdown, sigterm_shuts_down_gracefully, 8, LAST_STAGE)                                      \
+    X(shutdown, bad_requests_count_is_one_line_and_exit_1, 8, LAST_STAGE)                          \
+    X(shutdown, pool_drop_finishes_every_queued_job, 8, LAST_STAGE)                                \
+    X(shutdown, pool_new_and_drop_many_times, 8, LAST_STAGE)
 
 #define DECLARE_TEST(lesson, name, first, last) void name(int);
 TESTS(DECLARE_TEST)

@@ -1,0 +1,131 @@
+/*
+ * The thread pool of pool.h. The reference sends jobs down a channel whose receiving end
+ * the workers share as Arc<Mutex<Receiver<Job>>>. C has no channel, so the pool builds one:
+ * a queue of jobs, a mutex that guards it, and a condition variable on which idle workers
+ * wait until a job arrives.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* A job: the reference's boxed closure, as a function and the argument it runs with. */
+typedef struct Job {
+    void (*function)(void *);
+    void *arg;
+    struct Job *next; /* the job queued after this one */
+} Job;
+
+typedef struct Worker {
+    size_t id;
+    pthread_t thread;
+    ThreadPool *pool;
+} Worker;
+
+struct ThreadPool {
+    pthread_mutex_t lock; /* guards the queue */
+    pthread_cond_t job_queued;
+    Job *first, *last; /* the queue, oldest job first */
+    Worker workers[];  /* as many as thread_pool_new was asked for */
+};
+
+/* The pthread calls that lock, wait and signal fail only in a broken program (a mutex used
+   before it was made, say). Like the reference's expect(), stop loudly then. */
+static void expect_ok(int error, const char *what)
+{
+    if (error != 0) {
+        fprintf(stderr, "%s failed (error %d)\n", what, error);
+        abort();
+    }
+}
+
+/* Takes the oldest job off the queue, waiting for one; the caller owns it. */
+static Job *take_job(ThreadPool *pool)
+{
+    expect_ok(pthread_mutex_lock(&pool->lock), "pthread_mutex_lock");
+    /* Waking up does not promise a job: another worker may have taken it first, and a wait
+       may also end for no reason at all (a spurious wakeup). So look again every time. */
+    while (pool->first == NULL)
+        expect_ok(pthread_cond_wait(&pool->job_queued, &pool->lock), "pthread_cond_wait");
+    Job *job = pool->first;
+    pool->first = job->next;
+    if (pool->first == NULL)
+        pool->last = NULL;
+    expect_ok(pthread_mutex_unlock(&pool->lock), "pthread_mutex_unlock");
+    return job;
+}
+
+/* The body of every worker thread: take a job, run it, forever. */
+static void *worker_loop(void *arg)
+{
+    Worker *worker = arg;
+
+    for (;;) {
+        Job *job = take_job(worker->pool);
+        /* The lock is released by now: other workers take jobs while this one runs. */
+        printf("Worker %zu got a job; executing...\n", worker->id);
+        job->function(job->arg);
+        free(job);
+    }
+    return NULL;
+}
+
+ThreadPool *thread_pool_new(size_t num_threads)
+{
+    ThreadPool *pool;
+    int error;
+
+    if (num_threads == 0 || num_threads > (SIZE_MAX - sizeof *pool) / sizeof(Worker)) {
+        errno = num_threads == 0 ? EINVAL : ENOMEM;
+        return NULL;
+    }
+    pool = calloc(1, sizeof *pool + num_threads * sizeof(Worker));
+    if (pool == NULL)
+        return NULL;
+    error = pthread_mutex_init(&pool->lock, NULL);
+    if (error == 0) {
+        error = pthread_cond_init(&pool->job_queued, NULL);
+        if (error != 0)
+            pthread_mutex_destroy(&pool->lock);
+    }
+    if (error != 0) {
+        free(pool);
+        errno = error;
+        return NULL;
+    }
+    for (size_t id = 0; id < num_threads; id++) {
+        Worker *worker = &pool->workers[id];
+        worker->id = id;
+        worker->pool = pool;
+        error = pthread_create(&worker->thread, NULL, worker_loop, worker);
+        if (error != 0) {
+            /* The workers already started wait for jobs forever and use the pool: it cannot
+               be taken back. Stopping workers is what stage 08 adds. */
+            errno = error;
+            return NULL;
+        }
+    }
+    return pool;
+}
+
+int thread_pool_execute(ThreadPool *pool, void (*function)(void *), void *arg)
+{
+    Job *job = malloc(sizeof *job);
+
+    if (job == NULL)
+        return -1;
+    *job = (Job){.function = function, .arg = arg};
+    expect_ok(pthread_mutex_lock(&pool->lock), "pthread_mutex_lock");
+    if (pool->last == NULL)
+        pool->first = job;
+    else
+        pool->last->next = job;
+    pool->last = job;
+    /* One job needs one worker: wake one of those waiting, if any is. */
+    expect_ok(pthread_cond_signal(&pool->job_queued), "pthread_cond_signal");
+    expect_ok(pthread_mutex_unlock(&pool->lock), "pthread_mutex_unlock");
+    return 0;
+}
