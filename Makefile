@@ -6,6 +6,7 @@
 #   make check            run the test suite against every stage
 #   make check-step05     the tests of stage 05 only (SERVER=path tests another binary)
 #   make check-lessons    prove that each stage's new tests fail on the stage before it
+#   make check-valgrind   stage 08 and its pool under valgrind: no memory error, no leak
 #   make diff-05          what stage 05 changes in stage 04
 #   make clean            remove build/
 #
@@ -48,7 +49,7 @@ TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_o
 TEST_SOURCES := $(wildcard tests/*.c)
 TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)
 
-.PHONY: all clean tests check check-lessons need-check $(STAGES) $(addprefix check-,$(STAGES)) \
+.PHONY: all clean tests check check-lessons check-valgrind need-check $(STAGES) $(addprefix check-,$(STAGES)) \
         $(addprefix diff-,$(call stage_number,$(STAGES))) \
         $(addprefix lessons-,$(call stage_number,$(STAGES)))
 .DELETE_ON_ERROR:
@@ -97,6 +98,20 @@ check:
 
 $(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $(BUILD)/tests/check-%
 	$(TEST_ENV) $(BUILD)/tests/check-$* $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*)
+
+# Stage 08 under valgrind's memcheck. The shutdown tests run the server through a wrapper
+# that starts it under valgrind; they assert exit status 0, which a memory error or a leak
+# changes. The pool's own tests run inside the runner, itself under valgrind.
+VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+           --errors-for-leak-kinds=definite,indirect,possible
+check-valgrind: $(BUILD)/tests/step08 $(BUILD)/tests/check-step08
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(VALGRIND)' '$(abspath $(BUILD)/tests/step08)' \
+	    > $(BUILD)/tests/step08-valgrind
+	chmod +x $(BUILD)/tests/step08-valgrind
+	CK_RUN_CASE=shutdown CK_TIMEOUT_MULTIPLIER=3 $(TEST_ENV) $(BUILD)/tests/check-step08 08 \
+	    $(BUILD)/tests/step08-valgrind
+	CK_FORK=no CK_RUN_CASE=drop_api $(TEST_ENV) $(VALGRIND) $(BUILD)/tests/check-step08 08 \
+	    $(BUILD)/tests/step08
 
 check-lessons: $(addprefix lessons-,$(call stage_number,$(wordlist 2,$(words $(STAGES)),$(STAGES))))
 

@@ -9,6 +9,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,9 +50,9 @@
 
 enum head_result { HEAD_DONE, HEAD_TOO_LONG, HEAD_TIMED_OUT, HEAD_FAILED };
 
-/* Set by the signal handler. A handler may do next to nothing safely; setting a flag of
-   this type is one thing it may do. */
-static volatile sig_atomic_t stop_requested;
+/* How a stop signal reaches the accept loop: the handler writes a byte into this pipe, and
+   the loop watches its reading end beside the listener. */
+static int stop_pipe[2];
 
 /* Reads a whole decimal number from min to max: no sign, no spaces, nothing after it. */
 static bool parse_number(const char *text, long min, long max, long *value)
@@ -322,53 +322,56 @@ static void connection_job(void *arg)
     handle_connection((int)(intptr_t)arg);
 }
 
-/* The handler of SIGINT and SIGTERM: asks the accept loop to stop. */
+/* The handler of SIGINT and SIGTERM. A handler may interrupt the program anywhere, even
+   inside printf or malloc, so it may call only the few functions that are safe there:
+   write() is one. */
 static void request_stop(int signal_number)
 {
+    int saved_errno = errno; /* the interrupted code may be about to read errno */
+    ssize_t written = write(stop_pipe[1], "", 1);
+
     (void)signal_number;
-    stop_requested = 1;
+    (void)written; /* a full pipe already holds a stop request */
+    errno = saved_errno;
 }
 
-/* Makes SIGINT (Ctrl-C) and SIGTERM ask for a graceful shutdown. Both are blocked from now
-   on, in this thread and in every thread it starts (threads inherit the mask); *wait_mask
-   gets the mask without them, for pselect() to unblock them only while it waits. */
-static void catch_stop_signals(sigset_t *wait_mask)
+/* Makes SIGINT (Ctrl-C) and SIGTERM ask for a graceful shutdown; false if it cannot. */
+static bool catch_stop_signals(void)
 {
-    struct sigaction action = {.sa_handler = request_stop};
-    sigset_t stop_signals;
+    struct sigaction action = {.sa_handler = request_stop, .sa_flags = SA_RESTART};
 
     sigemptyset(&action.sa_mask);
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGTERM, &action, NULL);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, wait_mask);
-}
-
-/* Waits until the listener has a connection to accept or a stop signal arrives; true when
-   a connection is ready. */
-static bool wait_for_connection(int listener, const sigset_t *wait_mask)
-{
-    fd_set ready;
-
-    FD_ZERO(&ready);
-    FD_SET(listener, &ready);
-    /* pselect() unblocks the stop signals and waits in one step. With two steps, a signal
-       arriving between them would not end the wait: it would wait for the next client. */
-    if (pselect(listener + 1, &ready, NULL, NULL, NULL, wait_mask) < 0) {
-        if (errno != EINTR)
-            perror("pselect");
+    if (pipe(stop_pipe) < 0) {
+        perror("pipe");
         return false;
     }
-    return true;
+    /* The handler must never wait: with the pipe full, its write fails at once instead. */
+    fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
+    return sigaction(SIGINT, &action, NULL) == 0 && sigaction(SIGTERM, &action, NULL) == 0;
+}
+
+/* Waits until the listener has a connection to accept (true) or a stop signal has come
+   (false). A flag set by the handler would not do: a signal arriving after the loop looked
+   at the flag, but before poll() began to wait, would leave it waiting for the next client.
+   A byte in the pipe stays there until poll() sees it. */
+static bool wait_for_connection(int listener)
+{
+    struct pollfd watched[2] = {{.fd = listener, .events = POLLIN},
+                                {.fd = stop_pipe[0], .events = POLLIN}};
+
+    while (poll(watched, 2, -1) < 0) {
+        if (errno != EINTR) {
+            perror("poll");
+            return false;
+        }
+    }
+    return !(watched[1].revents & POLLIN);
 }
 
 int main(int argc, char **argv)
 {
     long port = DEFAULT_PORT;
     long requests = DEFAULT_REQUESTS;
-    sigset_t wait_mask;
 
     if (argc > 3) {
         fprintf(stderr, "usage: %s [PORT [REQUESTS]]\n", argv[0]);
@@ -388,7 +391,8 @@ int main(int argc, char **argv)
     /* Writing to a connection the client has closed raises SIGPIPE, which kills the whole
        process by default. Ignored, it turns into an EPIPE error from that one write. */
     signal(SIGPIPE, SIG_IGN);
-    catch_stop_signals(&wait_mask);
+    if (!catch_stop_signals())
+        return 1;
 
     int listener = listen_on(port);
     if (listener < 0)
@@ -404,9 +408,7 @@ int main(int argc, char **argv)
     printf("Listening on http://127.0.0.1:%d\n", real_port);
 
     /* The reference's listener.incoming().take(REQUESTS), ended early by a stop signal. */
-    for (long accepted = 0; accepted < requests && !stop_requested;) {
-        if (!wait_for_connection(listener, &wait_mask))
-            continue;
+    for (long accepted = 0; accepted < requests && wait_for_connection(listener);) {
         int stream = accept(listener, NULL, NULL);
         if (stream < 0) {
             /* One failed connection attempt is no reason to stop serving the others. */

@@ -23,6 +23,7 @@ int stage;
 const char *server_path;
 const char *root_dir;
 int sleep_seconds, head_timeout_seconds;
+int wait_ms = 3000;
 
 long long now_ms(void)
 {
@@ -162,10 +163,10 @@ void server_spawn(struct server *s, const char *dir, const char *const args[])
 void server_wait_listening(struct server *s)
 {
     const char *prefix = "Listening on http://127.0.0.1:";
-    const char *line = server_line(s, WAIT_MS);
+    const char *line = server_line(s, wait_ms);
     char *end;
 
-    ck_assert_msg(line != NULL, "no Listening line within %d ms; stderr: %s", WAIT_MS,
+    ck_assert_msg(line != NULL, "no Listening line within %d ms; stderr: %s", wait_ms,
                   shown(s->err.text, s->err.len));
     ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0, "first line is \"%s\", not \"%s...\"",
                   line, prefix);
@@ -269,10 +270,10 @@ int worker_in(const char *line)
 
 void expect_log(struct server *s, const char *expected)
 {
-    const char *line = server_line(s, WAIT_MS);
+    const char *line = server_line(s, wait_ms);
 
     ck_assert_msg(line != NULL, "expected the log line \"%s\", got none within %d ms", expected,
-                  WAIT_MS);
+                  wait_ms);
     ck_assert_msg(strcmp(line, expected) == 0, "expected the log line \"%s\", got \"%s\"", expected,
                   line);
 }
@@ -311,7 +312,7 @@ int client_connect(int port)
 bool client_send(int fd, const void *data, size_t len)
 {
     const char *bytes = data;
-    long long deadline = now_ms() + WAIT_MS;
+    long long deadline = now_ms() + wait_ms;
     struct pollfd p = {.fd = fd, .events = POLLOUT};
 
     while (len > 0) {
@@ -372,7 +373,7 @@ void exchange(struct server *s, const void *request, size_t len, struct reply *r
 
     /* A failed send is judged by the reply: a stage may close before reading everything. */
     client_send(fd, request, len);
-    client_receive(fd, r, WAIT_MS);
+    client_receive(fd, r, wait_ms);
     close(fd);
 }
 
@@ -586,7 +587,7 @@ long long root_behind_sleep(struct server *s)
     long long start = now_ms();
     fds[1] = client_connect(s->port);
     ck_assert(client_send(fds[1], NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
-    receive_each(fds, replies, ended, 2, start, 2 * sleep_seconds * 1000 + WAIT_MS);
+    receive_each(fds, replies, ended, 2, start, 2 * sleep_seconds * 1000 + wait_ms);
     for (int i = 0; i < 2; i++) {
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");

@@ -20,9 +20,10 @@ extern const char *root_dir;
    make check sets to the test build's; the stages' own values otherwise. */
 extern int sleep_seconds, head_timeout_seconds;
 
-/* Waits long enough for anything a healthy server does at once, even under a sanitizer on a
-   loaded machine; short enough that a test fails before Check's timeout kills it. */
-#define WAIT_MS 3000
+/* How long to wait for anything a healthy server does at once: 3 s, long enough even under
+   a sanitizer on a loaded machine, short enough that a test fails before Check's timeout
+   stops it. Check's CK_TIMEOUT_MULTIPLIER scales it with the timeouts (under valgrind). */
+extern int wait_ms;
 
 /* What a process wrote to one of its outputs, and how much of it the test has consumed. */
 struct output {

@@ -35,7 +35,7 @@ TEST(answers_500_without_page)
         exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
         expect_status(&r, "HTTP/1.1 500 Internal Server Error");
     }
-    ck_assert_msg(server_said(&s, "www/hello.html: No such file or directory", WAIT_MS),
+    ck_assert_msg(server_said(&s, "www/hello.html: No such file or directory", wait_ms),
                   "stderr does not say which page failed and why: %s",
                   shown(s.err.text, s.err.len));
     server_stop(&s);

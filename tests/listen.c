@@ -19,7 +19,7 @@
    expected, when given) and nothing on stdout. */
 static void expect_setup_error(struct server *s, const char *expected)
 {
-    ck_assert_msg(server_wait_exit(s, WAIT_MS), "the server did not exit");
+    ck_assert_msg(server_wait_exit(s, wait_ms), "the server did not exit");
     ck_assert_msg(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 1,
                   "expected exit status 1, got raw status %d", s->status);
     ck_assert_msg(s->out.len == 0, "nothing belongs on stdout, got: %s",
@@ -48,7 +48,7 @@ TEST(default_port_is_7878)
     struct server s;
 
     server_spawn(&s, NULL, no_args);
-    const char *line = server_line(&s, WAIT_MS);
+    const char *line = server_line(&s, wait_ms);
     if (line != NULL) {
         ck_assert_str_eq(line, "Listening on http://127.0.0.1:7878");
         server_stop(&s);

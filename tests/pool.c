@@ -48,7 +48,7 @@ TEST(four_slow_requests_at_once_fifth_waits)
         fds[i] = client_connect(s.port);
         ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
     }
-    receive_each(fds, replies, ended, 5, start, 6 * sleep_seconds * 1000 + WAIT_MS);
+    receive_each(fds, replies, ended, 5, start, 6 * sleep_seconds * 1000 + wait_ms);
     for (int i = 0; i < 5; i++) {
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
@@ -65,7 +65,7 @@ TEST(four_slow_requests_at_once_fifth_waits)
                   ended[0]);
     /* Each of the four workers logged one of the first four jobs. */
     for (int i = 0; i < 4; i++) {
-        const char *line = server_line(&s, WAIT_MS);
+        const char *line = server_line(&s, wait_ms);
         int id = line != NULL ? worker_in(line) : -1;
         ck_assert_msg(id >= 0 && id < 4 && !seen[id],
                       "expected a line from a fourth worker, "
@@ -73,7 +73,7 @@ TEST(four_slow_requests_at_once_fifth_waits)
                       line != NULL ? line : "nothing");
         seen[id] = true;
     }
-    ck_assert_int_ge(worker_in(server_line(&s, WAIT_MS)), 0);
+    ck_assert_int_ge(worker_in(server_line(&s, wait_ms)), 0);
     expect_quiet(&s);
     server_stop(&s);
 }
@@ -90,7 +90,7 @@ TEST(silent_clients_are_dropped)
         silent[i] = client_connect(s.port);
     long long start = now_ms();
     for (int i = 0; i < 4; i++) {
-        client_receive(silent[i], &r, head_timeout_seconds * 1000 + WAIT_MS);
+        client_receive(silent[i], &r, head_timeout_seconds * 1000 + wait_ms);
         close(silent[i]);
         ck_assert_msg(r.len == 0 && r.error != ETIMEDOUT,
                       "a silent client was not dropped within %d s", head_timeout_seconds);
@@ -98,19 +98,9 @@ TEST(silent_clients_are_dropped)
     ck_assert_msg(now_ms() - start >= head_timeout_seconds * 900,
                   "silent clients were dropped before the head timeout (%d s)",
                   head_timeout_seconds);
-    ck_assert(server_said(&s, "no request within", WAIT_MS));
+    ck_assert(server_said(&s, "no request within", wait_ms));
     expect_served(&s);
     server_stop(&s);
-}
-
-/* The pool under test, made from this stage's pool.c. */
-static ThreadPool *new_pool(size_t threads)
-{
-    ck_assert_msg(thread_pool_new != NULL && thread_pool_execute != NULL,
-                  "this stage has no thread pool (no thread_pool_new, thread_pool_execute)");
-    ThreadPool *pool = thread_pool_new(threads);
-    ck_assert_msg(pool != NULL, "thread_pool_new(%zu) failed", threads);
-    return pool;
 }
 
 /* What the jobs of one test share: a count of the jobs that ran, guarded by a mutex, and a
@@ -124,6 +114,25 @@ static struct {
     ThreadPool *pool;
 } jobs = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
+/* Each test starts with no job run, even when Check runs them all in one process. */
+static void reset_jobs(void)
+{
+    jobs.ran = jobs.waiting = 0;
+    memset(jobs.runs, 0, sizeof jobs.runs);
+    jobs.pool = NULL;
+}
+
+/* The pool under test, made from this stage's pool.c, for a test whose jobs start afresh. */
+static ThreadPool *new_pool(size_t threads)
+{
+    ck_assert_msg(thread_pool_new != NULL && thread_pool_execute != NULL,
+                  "this stage has no thread pool (no thread_pool_new, thread_pool_execute)");
+    reset_jobs();
+    ThreadPool *pool = thread_pool_new(threads);
+    ck_assert_msg(pool != NULL, "thread_pool_new(%zu) failed", threads);
+    return pool;
+}
+
 static void count_job(void *arg)
 {
     pthread_mutex_lock(&jobs.lock);
@@ -133,14 +142,14 @@ static void count_job(void *arg)
     pthread_mutex_unlock(&jobs.lock);
 }
 
-/* Waits until at least n jobs have run; false if they have not within WAIT_MS. */
+/* Waits until at least n jobs have run; false if they have not within wait_ms. */
 static bool jobs_ran(int n)
 {
     struct timespec deadline;
     int error = 0;
 
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WAIT_MS / 1000;
+    deadline.tv_sec += wait_ms / 1000;
     pthread_mutex_lock(&jobs.lock);
     while (jobs.ran < n && error == 0)
         error = pthread_cond_timedwait(&jobs.changed, &jobs.lock, &deadline);
@@ -195,7 +204,7 @@ static void meet_job(void *arg)
 
     (void)arg;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += WAIT_MS / 1000;
+    deadline.tv_sec += wait_ms / 1000;
     pthread_mutex_lock(&jobs.lock);
     jobs.waiting++;
     pthread_cond_broadcast(&jobs.changed);

@@ -83,7 +83,7 @@ TEST(prints_unfinished_line_at_end_of_stream)
     int fd = client_connect(s.port);
     client_send(fd, part, strlen(part));
     shutdown(fd, SHUT_WR); /* the end of the stream ends the line and the head */
-    client_receive(fd, &r, WAIT_MS);
+    client_receive(fd, &r, wait_ms);
     close(fd);
     for (size_t i = 0; i < 3; i++)
         expect_log(&s, lines[i]);
@@ -117,7 +117,7 @@ TEST(reads_a_large_head)
     client_send(fd, request, strlen(request));
     expect_log(&s, "Request: [");
     expect_log(&s, "    \"GET / HTTP/1.1\",");
-    const char *line = server_line(&s, WAIT_MS);
+    const char *line = server_line(&s, wait_ms);
     ck_assert_msg(line != NULL && strlen(line) == 4 + 1 + (6000 - 16) + 2, "the long header line "
                                                                            "was not printed whole");
     expect_log(&s, "]");

@@ -32,7 +32,7 @@ TEST(answer_survives_unread_bytes)
     int fd = client_connect(s.port);
     ck_assert(client_send(fd, request, sizeof request));
     struct reply r;
-    client_receive(fd, &r, WAIT_MS);
+    client_receive(fd, &r, wait_ms);
     close(fd);
     expect_normal_reply(&r);
     ck_assert_msg(r.closed, "the answer ended in %s, not in a clean end of stream",

@@ -104,7 +104,7 @@ TEST(survives_reset_before_answer)
     client_reset(fd);
     for (int i = 0; i < nbusy; i++) {
         client_send(busy[i], "\r\n", 2);
-        client_receive(busy[i], &r, WAIT_MS);
+        client_receive(busy[i], &r, wait_ms);
         close(busy[i]);
     }
     expect_served(&s);

@@ -88,10 +88,10 @@ TEST(shuts_down_after_requests)
     exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r); /* the second: the last */
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     /* The slow request, accepted before the shutdown began, still gets all of its answer. */
-    client_receive(slow, &r, sleep_seconds * 1000 + WAIT_MS);
+    client_receive(slow, &r, sleep_seconds * 1000 + wait_ms);
     close(slow);
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 2, WAIT_MS);
+    expect_graceful_exit(&s, 2, wait_ms);
 }
 
 TEST(default_requests_is_4)
@@ -104,7 +104,7 @@ TEST(default_requests_is_4)
         exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
         expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 4, WAIT_MS);
+    expect_graceful_exit(&s, 4, wait_ms);
 }
 
 TEST(queued_requests_finish_on_shutdown)
@@ -121,12 +121,12 @@ TEST(queued_requests_finish_on_shutdown)
         fds[i] = client_connect(s.port);
         ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
     }
-    receive_each(fds, replies, ended, 6, start, 3 * sleep_seconds * 1000 + WAIT_MS);
+    receive_each(fds, replies, ended, 6, start, 3 * sleep_seconds * 1000 + wait_ms);
     for (int i = 0; i < 6; i++) {
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 6, WAIT_MS);
+    expect_graceful_exit(&s, 6, wait_ms);
 }
 
 /* Sends signal to a server with a slow request in flight: the request still gets all of its
@@ -140,13 +140,13 @@ static void expect_signal_shutdown(int signal_number)
     int slow = client_connect(s.port);
     ck_assert(client_send(slow, SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
     /* Once a worker has the job, the request is in flight. */
-    const char *line = server_line(&s, WAIT_MS);
+    const char *line = server_line(&s, wait_ms);
     ck_assert_msg(line != NULL && worker_in(line) >= 0, "no worker took the request");
     kill(s.pid, signal_number);
-    client_receive(slow, &r, sleep_seconds * 1000 + WAIT_MS);
+    client_receive(slow, &r, sleep_seconds * 1000 + wait_ms);
     close(slow);
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 0, WAIT_MS);
+    expect_graceful_exit(&s, 0, wait_ms);
 }
 
 TEST(sigint_shuts_down_gracefully)
@@ -172,7 +172,7 @@ TEST(bad_requests_count_is_one_line_and_exit_1)
         const char *args[] = {"0", bad[i], NULL};
         struct server s;
         server_spawn(&s, NULL, args);
-        ck_assert_msg(server_wait_exit(&s, WAIT_MS), "the server did not exit");
+        ck_assert_msg(server_wait_exit(&s, wait_ms), "the server did not exit");
         ck_assert_msg(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 1,
                       "REQUESTS \"%s\": expected exit status 1", bad[i]);
         ck_assert_msg(s.out.len == 0 && s.err.len > 0 &&
@@ -207,6 +207,7 @@ TEST(pool_drop_finishes_every_queued_job)
                               "Shutting down thread for worker: 1\n"};
 
     expect_drop_in_this_stage();
+    atomic_store(&ran, 0);
     capture_stdout();
     ThreadPool *pool = thread_pool_new(2);
     ck_assert(pool != NULL);
@@ -225,6 +226,7 @@ TEST(pool_drop_finishes_every_queued_job)
 TEST(pool_new_and_drop_many_times)
 {
     expect_drop_in_this_stage();
+    atomic_store(&ran, 0);
     capture_stdout();
     /* Neither hangs (Check's timeout) nor leaks (the sanitizer and valgrind runs). */
     for (int round = 0; round < 200; round++) {

@@ -18,7 +18,7 @@ TEST(sleep_answers_hello_slowly)
     long long start = now_ms();
     int fd = client_connect(s.port);
     client_send(fd, request, strlen(request));
-    client_receive(fd, &r, sleep_seconds * 1000 + WAIT_MS);
+    client_receive(fd, &r, sleep_seconds * 1000 + wait_ms);
     close(fd);
     long long took = now_ms() - start;
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");

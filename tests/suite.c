@@ -108,6 +108,9 @@ int main(int argc, char **argv)
     }
     server_path = server;
     root_dir = root;
+    const char *multiplier = getenv("CK_TIMEOUT_MULTIPLIER");
+    if (multiplier != NULL && strtod(multiplier, NULL) >= 1)
+        wait_ms = (int)(wait_ms * strtod(multiplier, NULL));
     sleep_seconds = seconds_from_environment("SLEEP_SECONDS", 5);
     head_timeout_seconds = seconds_from_environment("HEAD_TIMEOUT_SECONDS", 5);
     /* A server that closes early must fail a test, not kill the runner. */

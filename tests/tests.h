@@ -46,18 +46,18 @@
     X(pool, root_does_not_wait_for_sleep, 7, LAST_STAGE)                                           \
     X(pool, four_slow_requests_at_once_fifth_waits, 7, LAST_STAGE)                                 \
     X(pool, silent_clients_are_dropped, 7, LAST_STAGE)                                             \
-    X(pool, pool_refuses_zero_threads, 7, LAST_STAGE)                                              \
-    X(pool, pool_runs_every_job_once, 7, LAST_STAGE)                                               \
-    X(pool, pool_runs_four_jobs_at_once, 7, LAST_STAGE)                                            \
-    X(pool, pool_job_may_queue_a_job, 7, LAST_STAGE)                                               \
+    X(pool_api, pool_refuses_zero_threads, 7, LAST_STAGE)                                          \
+    X(pool_api, pool_runs_every_job_once, 7, LAST_STAGE)                                           \
+    X(pool_api, pool_runs_four_jobs_at_once, 7, LAST_STAGE)                                        \
+    X(pool_api, pool_job_may_queue_a_job, 7, LAST_STAGE)                                           \
     X(shutdown, shuts_down_after_requests, 8, LAST_STAGE)                                          \
     X(shutdown, default_requests_is_4, 8, LAST_STAGE)                                              \
     X(shutdown, queued_requests_finish_on_shutdown, 8, LAST_STAGE)                                 \
     X(shutdown, sigint_shuts_down_gracefully, 8, LAST_STAGE)                                       \
     X(shutdown, sigterm_shuts_down_gracefully, 8, LAST_STAGE)                                      \
     X(shutdown, bad_requests_count_is_one_line_and_exit_1, 8, LAST_STAGE)                          \
-    X(shutdown, pool_drop_finishes_every_queued_job, 8, LAST_STAGE)                                \
-    X(shutdown, pool_new_and_drop_many_times, 8, LAST_STAGE)
+    X(drop_api, pool_drop_finishes_every_queued_job, 8, LAST_STAGE)                                \
+    X(drop_api, pool_new_and_drop_many_times, 8, LAST_STAGE)
 
 #define DECLARE_TEST(lesson, name, first, last) void name(int);
 TESTS(DECLARE_TEST)
