@@ -20,9 +20,13 @@ PORT ?= 7878
 STAGE_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -pthread
 TEST_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -pthread
 # The tests run builds of the stages with a short GET /sleep and head timeout, to stay quick;
-# the runner learns both from the environment (make check-stepNN SERVER=... can set them).
+# the runner learns both from the environment. A server of your own (SERVER=...) is taken to
+# keep the stages' own timings, unless SERVER_SLEEP_SECONDS and SERVER_HEAD_TIMEOUT_SECONDS
+# say otherwise.
 TEST_SLEEP_SECONDS = 1
 TEST_HEAD_TIMEOUT_SECONDS = 2
+SERVER_SLEEP_SECONDS = 5
+SERVER_HEAD_TIMEOUT_SECONDS = 5
 TEST_BUILD_FLAGS = -DSLEEP_SECONDS=$(TEST_SLEEP_SECONDS) \
                    -DHEAD_TIMEOUT_SECONDS=$(TEST_HEAD_TIMEOUT_SECONDS)
 # Asked for only when the tests are built, so that building the stages needs only a compiler.
@@ -44,7 +48,8 @@ endif
 # A sanitizer's first report stops the program, so that a test sees it fail.
 TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-           SLEEP_SECONDS=$(TEST_SLEEP_SECONDS) HEAD_TIMEOUT_SECONDS=$(TEST_HEAD_TIMEOUT_SECONDS)
+           SLEEP_SECONDS=$(if $(SERVER),$(SERVER_SLEEP_SECONDS),$(TEST_SLEEP_SECONDS)) \
+           HEAD_TIMEOUT_SECONDS=$(if $(SERVER),$(SERVER_HEAD_TIMEOUT_SECONDS),$(TEST_HEAD_TIMEOUT_SECONDS))
 
 TEST_SOURCES := $(wildcard tests/*.c)
 TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)

@@ -432,6 +432,12 @@ void expect_status(const struct reply *r, const char *status_line)
                   strerror(r->error));
 }
 
+void fill_with_headers(char *buf, size_t size)
+{
+    for (size_t i = 0; i < size; i++)
+        buf[i] = "X-Fill: a\n"[i % 10];
+}
+
 void expect_normal_reply(const struct reply *r)
 {
     if (stage == 1) {

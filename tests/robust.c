@@ -45,9 +45,7 @@ TEST(survives_oversized_head)
     static char head[64 * 1024];
     struct server s;
 
-    /* Header lines that never end the head. */
-    for (size_t i = 0; i + 10 <= sizeof head; i += 10)
-        memcpy(head + i, "X-Fill: a\n", 10);
+    fill_with_headers(head, sizeof head);
     server_start(&s);
     send_and_close(&s, head, sizeof head);
     expect_served(&s);

@@ -59,8 +59,7 @@ TEST(answers_431_to_oversized_head)
     struct server s;
     struct reply r;
 
-    for (size_t i = 0; i + 10 <= sizeof head; i += 10)
-        memcpy(head + i, "X-Fill: a\n", 10);
+    fill_with_headers(head, sizeof head);
     server_start(&s);
     exchange(&s, head, sizeof head, &r);
     expect_status(&r, "HTTP/1.1 431 Request Header Fields Too Large");
