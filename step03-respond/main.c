@@ -258,6 +258,10 @@ int main(int argc, char **argv)
             /* One failed connection attempt is no reason to stop serving the others. */
             if (errno != ECONNABORTED && errno != EINTR)
                 perror("accept");
+            /* Out of descriptors or memory, accept() would fail again at once: pause
+               instead of spinning, while connections end and give some back. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                sleep(1);
             continue;
         }
         handle_connection(stream);

@@ -19,12 +19,14 @@ typedef struct Job {
     struct Job *next; /* the job queued after this one */
 } Job;
 
+/* A worker: its id for the log, its thread, and the pool it takes jobs from. */
 typedef struct Worker {
     size_t id;
     pthread_t thread;
     ThreadPool *pool;
 } Worker;
 
+/* The pool: one queue, shared by all its workers, and the workers themselves. */
 struct ThreadPool {
     pthread_mutex_t lock; /* guards the queue */
     pthread_cond_t job_queued;

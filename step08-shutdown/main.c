@@ -341,13 +341,17 @@ static bool catch_stop_signals(void)
     struct sigaction action = {.sa_handler = request_stop, .sa_flags = SA_RESTART};
 
     sigemptyset(&action.sa_mask);
-    if (pipe(stop_pipe) < 0) {
-        perror("pipe");
+    /* The handler must never wait: with the pipe full, its write fails at once instead.
+       The pipe stays open until the process ends, as a signal may come at any moment. */
+    if (pipe(stop_pipe) < 0 || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+        perror("stop pipe");
         return false;
     }
-    /* The handler must never wait: with the pipe full, its write fails at once instead. */
-    fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
-    return sigaction(SIGINT, &action, NULL) == 0 && sigaction(SIGTERM, &action, NULL) == 0;
+    if (sigaction(SIGINT, &action, NULL) < 0 || sigaction(SIGTERM, &action, NULL) < 0) {
+        perror("sigaction");
+        return false;
+    }
+    return true;
 }
 
 /* Waits until the listener has a connection to accept (true) or a stop signal has come
@@ -366,6 +370,22 @@ static bool wait_for_connection(int listener)
         }
     }
     return !(watched[1].revents & POLLIN);
+}
+
+/* Starts the pool with SIGINT and SIGTERM blocked in its workers (a thread starts with the
+   signal mask of the thread that creates it), so that only the main thread runs
+   request_stop(), and a worker's sleep() or poll() is never cut short by it. */
+static ThreadPool *start_pool(void)
+{
+    sigset_t stop_signals, mask;
+
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &mask);
+    ThreadPool *pool = thread_pool_new(THREAD_COUNT);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    return pool;
 }
 
 int main(int argc, char **argv)
@@ -400,7 +420,7 @@ int main(int argc, char **argv)
     int real_port = bound_port(listener);
     if (real_port < 0)
         return 1;
-    ThreadPool *pool = thread_pool_new(THREAD_COUNT);
+    ThreadPool *pool = start_pool();
     if (pool == NULL) {
         perror("thread_pool_new");
         return 1;
@@ -414,6 +434,10 @@ int main(int argc, char **argv)
             /* One failed connection attempt is no reason to stop serving the others. */
             if (errno != ECONNABORTED && errno != EINTR)
                 perror("accept");
+            /* Out of descriptors or memory, accept() would fail again at once: pause
+               instead of spinning, while connections end and give some back. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                sleep(1);
             continue;
         }
         accepted++;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -119,7 +120,8 @@ static void output_close(struct output *o)
     o->text = NULL;
 }
 
-void server_spawn(struct server *s, const char *dir, const char *const args[])
+/* server_spawn, with at most fd_limit open files for the server when fd_limit > 0. */
+static void spawn(struct server *s, const char *dir, const char *const args[], int fd_limit)
 {
     const char *argv[8] = {server_path};
     int out[2], err[2];
@@ -149,6 +151,11 @@ void server_spawn(struct server *s, const char *dir, const char *const args[])
             perror(dir);
             _exit(127);
         }
+        struct rlimit files = {.rlim_cur = (rlim_t)fd_limit, .rlim_max = (rlim_t)fd_limit};
+        if (fd_limit > 0 && setrlimit(RLIMIT_NOFILE, &files) != 0) {
+            perror("setrlimit");
+            _exit(127);
+        }
         execv(server_path, (char *const *)argv);
         perror(server_path);
         _exit(127);
@@ -158,6 +165,11 @@ void server_spawn(struct server *s, const char *dir, const char *const args[])
     *s = (struct server){.pid = pid, .port = -1};
     output_open(&s->out, out[0]);
     output_open(&s->err, err[0]);
+}
+
+void server_spawn(struct server *s, const char *dir, const char *const args[])
+{
+    spawn(s, dir, args, 0);
 }
 
 void server_wait_listening(struct server *s)
@@ -175,12 +187,17 @@ void server_wait_listening(struct server *s)
     s->port = (int)port;
 }
 
-void server_start(struct server *s)
+void server_start_with_fd_limit(struct server *s, int fd_limit)
 {
     const char *args[] = {"0", stage >= 8 ? "1000000" : NULL, NULL};
 
-    server_spawn(s, NULL, args);
+    spawn(s, NULL, args, fd_limit);
     server_wait_listening(s);
+}
+
+void server_start(struct server *s)
+{
+    server_start_with_fd_limit(s, 0);
 }
 
 bool server_wait_exit(struct server *s, int timeout_ms)
@@ -283,6 +300,12 @@ void expect_quiet(struct server *s)
     output_pull(&s->out);
     ck_assert_msg(s->out.seen == s->out.len, "unexpected output: %s",
                   shown(s->out.text + s->out.seen, s->out.len - s->out.seen));
+}
+
+const char *server_stderr(struct server *s)
+{
+    output_pull(&s->err);
+    return s->err.text;
 }
 
 bool server_said(struct server *s, const char *text, int timeout_ms)

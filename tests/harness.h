@@ -45,6 +45,8 @@ void server_spawn(struct server *s, const char *dir, const char *const args[]);
 /* Starts the server on port 0 in the repository root and waits for its Listening line (from
    stage 08 on, with a REQUESTS count larger than any test makes). */
 void server_start(struct server *s);
+/* The same, with the server allowed at most fd_limit open files. */
+void server_start_with_fd_limit(struct server *s, int fd_limit);
 /* Reads the Listening line, which must be the first line on stdout, and takes the port. */
 void server_wait_listening(struct server *s);
 /* Waits up to timeout_ms for the server to exit; returns false if it has not. */
@@ -63,6 +65,8 @@ int worker_in(const char *line);
 void expect_log(struct server *s, const char *line);
 /* Asserts that the server has printed nothing on stdout that the test has not consumed. */
 void expect_quiet(struct server *s);
+/* Everything the server has printed on stderr so far. */
+const char *server_stderr(struct server *s);
 /* Waits up to timeout_ms until the server's stderr contains text. */
 bool server_said(struct server *s, const char *text, int timeout_ms);
 

@@ -9,6 +9,7 @@
 #include "tests.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -99,6 +100,31 @@ TEST(silent_clients_are_dropped)
                   "silent clients were dropped before the head timeout (%d s)",
                   head_timeout_seconds);
     ck_assert(server_said(&s, "no request within", wait_ms));
+    expect_served(&s);
+    server_stop(&s);
+}
+
+TEST(survives_running_out_of_descriptors)
+{
+    int clients[24];
+    struct server s;
+
+    /* Room for the server's own files and a few connections: silent clients, queued for the
+       busy workers, soon take every descriptor, and accept() fails with EMFILE. */
+    server_start_with_fd_limit(&s, 16);
+    for (int i = 0; i < 24; i++)
+        clients[i] = client_connect(s.port);
+    ck_assert_msg(server_said(&s, "accept: Too many open files", wait_ms),
+                  "the server never ran out of descriptors: the test proves nothing");
+    /* A second more: a server that retries at once would print thousands of lines. */
+    poll(NULL, 0, 1000);
+    int lines = 0;
+    for (const char *at = server_stderr(&s); (at = strstr(at, "accept:")) != NULL; at++)
+        lines++;
+    ck_assert_msg(lines <= 5, "accept failed %d times in about a second: it spins", lines);
+    /* Gone, the clients give their descriptors back, and the server serves again. */
+    for (int i = 0; i < 24; i++)
+        close(clients[i]);
     expect_served(&s);
     server_stop(&s);
 }

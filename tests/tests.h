@@ -46,6 +46,7 @@
     X(pool, root_does_not_wait_for_sleep, 7, LAST_STAGE)                                           \
     X(pool, four_slow_requests_at_once_fifth_waits, 7, LAST_STAGE)                                 \
     X(pool, silent_clients_are_dropped, 7, LAST_STAGE)                                             \
+    X(pool, survives_running_out_of_descriptors, 7, LAST_STAGE)                                    \
     X(pool_api, pool_refuses_zero_threads, 7, LAST_STAGE)                                          \
     X(pool_api, pool_runs_every_job_once, 7, LAST_STAGE)                                           \
     X(pool_api, pool_runs_four_jobs_at_once, 7, LAST_STAGE)                                        \
