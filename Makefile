@@ -96,9 +96,10 @@ need-check:
 	@sh tests/need-check.sh
 
 # The stages' runners run side by side (most of their time is spent waiting on slow
-# requests), each one's output shown whole when it ends.
+# requests), each one's output shown whole when it ends; make -jN sets its own pace.
 check:
-	@$(MAKE) --no-print-directory -j$(words $(STAGES)) --output-sync=target \
+	@$(MAKE) --no-print-directory --output-sync=target \
+	    $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(words $(STAGES))) \
 	    $(addprefix check-,$(STAGES))
 
 $(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $(BUILD)/tests/check-%

@@ -213,7 +213,7 @@ static bool read_page(const char *path, char *page, size_t *len)
         return false;
     *len = fread(page, 1, PAGE_MAX, file);
     if (ferror(file))
-        error = errno;
+        error = errno != 0 ? errno : EIO;
     else if (*len == PAGE_MAX)
         error = EFBIG; /* it may go on: refuse it rather than send a part */
     fclose(file);

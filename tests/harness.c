@@ -141,10 +141,9 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
             _exit(127);
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
-        close(err[0]);
-        close(err[1]);
+        /* The server starts with stdin, stdout and stderr only, whatever the runner has open. */
+        for (long fd = 3, last = sysconf(_SC_OPEN_MAX); fd < last && fd < 65536; fd++)
+            close((int)fd);
         /* The tests ignore SIGPIPE; the server must do that for itself. */
         signal(SIGPIPE, SIG_DFL);
         if (dir != NULL && chdir(dir) != 0) {
@@ -403,8 +402,8 @@ void exchange(struct server *s, const void *request, size_t len, struct reply *r
 void expect_reply(const struct reply *r, const char *expected, size_t len)
 {
     ck_assert_msg(r->len == len && memcmp(r->bytes, expected, len) == 0,
-                  "expected the reply \"%s\", got \"%s\"", shown(expected, len),
-                  shown(r->bytes, r->len));
+                  "expected the reply \"%s\", got \"%s\", ended by %s", shown(expected, len),
+                  shown(r->bytes, r->len), r->closed ? "the server" : strerror(r->error));
     ck_assert_msg(r->closed, "the reply did not end with a clean end of stream: %s",
                   strerror(r->error));
 }

@@ -122,9 +122,16 @@ TEST(survives_running_out_of_descriptors)
     for (const char *at = server_stderr(&s); (at = strstr(at, "accept:")) != NULL; at++)
         lines++;
     ck_assert_msg(lines <= 5, "accept failed %d times in about a second: it spins", lines);
-    /* Gone, the clients give their descriptors back, and the server serves again. */
+    /* Gone, the clients give their descriptors back. The server takes the rest of them from
+       its backlog a few at a time, pausing whenever it runs out again, and has a job for
+       each; then it serves the next client. */
     for (int i = 0; i < 24; i++)
         close(clients[i]);
+    for (int jobs = 0; jobs < 24; jobs++) {
+        const char *line = server_line(&s, wait_ms);
+        ck_assert_msg(line != NULL, "%d of the 24 connections were served", jobs);
+        ck_assert_int_ge(worker_in(line), 0);
+    }
     expect_served(&s);
     server_stop(&s);
 }
