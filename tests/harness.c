@@ -460,6 +460,14 @@ void fill_with_headers(char *buf, size_t size)
         buf[i] = "X-Fill: a\n"[i % 10];
 }
 
+void exchange_oversized_head(struct server *s, struct reply *r)
+{
+    static char head[16 * 1024];
+
+    fill_with_headers(head, sizeof head);
+    exchange(s, head, sizeof head, r);
+}
+
 void expect_normal_reply(const struct reply *r)
 {
     if (stage == 1) {

@@ -100,9 +100,10 @@ void expect_page(const struct reply *r, const char *status_line, const char *pat
    follows (not empty) and close the connection, that body, and a clean end of stream. */
 void expect_status(const struct reply *r, const char *status_line);
 
-/* Fills buf with header lines ("X-Fill: a\n") that never end the head: sent whole, it is
-   larger than any stage reads. */
+/* Fills buf with header lines ("X-Fill: a\n") that never end the head. */
 void fill_with_headers(char *buf, size_t size);
+/* Sends 16 KiB of such lines, more than any stage reads as a head, and reads the answer. */
+void exchange_oversized_head(struct server *s, struct reply *r);
 
 /* The request every stage must serve, and what this stage does with it: the answer and the
    log lines. Tests of bad input finish with it, to prove that the server still serves. */

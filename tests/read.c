@@ -128,13 +128,11 @@ TEST(reads_a_large_head)
 
 TEST(closes_on_oversized_head)
 {
-    static char head[16 * 1024];
     struct server s;
     struct reply r;
 
-    fill_with_headers(head, sizeof head);
     server_start(&s);
-    exchange(&s, head, sizeof head, &r);
+    exchange_oversized_head(&s, &r);
     ck_assert_msg(r.len == 0 && r.error != ETIMEDOUT,
                   "an oversized head must close the connection without an answer");
     /* Refused, not printed. */

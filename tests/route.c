@@ -55,13 +55,11 @@ TEST(request_line_must_match_exactly)
 
 TEST(answers_431_to_oversized_head)
 {
-    static char head[16 * 1024];
     struct server s;
     struct reply r;
 
-    fill_with_headers(head, sizeof head);
     server_start(&s);
-    exchange(&s, head, sizeof head, &r);
+    exchange_oversized_head(&s, &r);
     expect_status(&r, "HTTP/1.1 431 Request Header Fields Too Large");
     expect_served(&s);
     server_stop(&s);
