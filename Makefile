@@ -7,6 +7,8 @@
 #   make check-step05     the tests of stage 05 only (SERVER=path tests another binary)
 #   make check-lessons    prove that each stage's new tests fail on the stage before it
 #   make check-valgrind   stage 08 and its pool under valgrind: no memory error, no leak
+#   make check-repeat     the whole suite 20 times in a row (REPEAT=N): no flaky test
+#   make check-clients    curl, python's http.client, ab and headless Chromium against 05-08
 #   make diff-05          what stage 05 changes in stage 04
 #   make clean            remove build/
 #
@@ -54,7 +56,7 @@ TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_o
 TEST_SOURCES := $(wildcard tests/*.c)
 TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)
 
-.PHONY: all clean tests check check-lessons check-valgrind need-check $(STAGES) $(addprefix check-,$(STAGES)) \
+.PHONY: all clean tests check check-lessons check-valgrind check-repeat check-clients need-check $(STAGES) $(addprefix check-,$(STAGES)) \
         $(addprefix diff-,$(call stage_number,$(STAGES))) \
         $(addprefix lessons-,$(call stage_number,$(STAGES)))
 .DELETE_ON_ERROR:
@@ -105,19 +107,40 @@ check:
 $(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $(BUILD)/tests/check-%
 	$(TEST_ENV) $(BUILD)/tests/check-$* $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*)
 
-# Stage 08 under valgrind's memcheck. The shutdown tests run the server through a wrapper
-# that starts it under valgrind; they assert exit status 0, which a memory error or a leak
-# changes. The pool's own tests run inside the runner, itself under valgrind.
+# Stage 08 under valgrind's memcheck. The tests of these lessons run the server through a
+# wrapper that starts it under valgrind; from stage 08 on, every test stops its server with
+# SIGTERM and asserts exit status 0, which a memory error or a leak changes. (The pool lesson's
+# server tests stay out: one of them allows the server 16 open files, too few for valgrind.)
+# The pool's own tests run inside the runner, itself under valgrind.
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite,indirect,possible
+VALGRIND_SERVER_CASES = robust hostile html route sleep shutdown
+VALGRIND_POOL_CASES = pool_api drop_api
 check-valgrind: $(BUILD)/tests/step08 $(BUILD)/tests/check-step08
 	printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(VALGRIND)' '$(abspath $(BUILD)/tests/step08)' \
 	    > $(BUILD)/tests/step08-valgrind
 	chmod +x $(BUILD)/tests/step08-valgrind
-	CK_RUN_CASE=shutdown CK_TIMEOUT_MULTIPLIER=3 $(TEST_ENV) $(BUILD)/tests/check-step08 08 \
-	    $(BUILD)/tests/step08-valgrind
-	CK_FORK=no CK_RUN_CASE=drop_api $(TEST_ENV) $(VALGRIND) $(BUILD)/tests/check-step08 08 \
-	    $(BUILD)/tests/step08
+	for case in $(VALGRIND_SERVER_CASES); do \
+	    CK_RUN_CASE=$$case CK_TIMEOUT_MULTIPLIER=3 $(TEST_ENV) $(BUILD)/tests/check-step08 08 \
+	        $(BUILD)/tests/step08-valgrind || exit 1; \
+	done
+	for case in $(VALGRIND_POOL_CASES); do \
+	    CK_FORK=no CK_RUN_CASE=$$case $(TEST_ENV) $(VALGRIND) $(BUILD)/tests/check-step08 08 \
+	        $(BUILD)/tests/step08 || exit 1; \
+	done
+
+# The whole suite, many times in a row: a test that fails even once in these runs is flaky.
+REPEAT = 20
+check-repeat:
+	for run in $$(seq $(REPEAT)); do \
+	    echo "== make check: run $$run of $(REPEAT)"; \
+	    $(MAKE) -s --no-print-directory check || exit 1; \
+	done
+
+# Real clients against stages 05 to 08: curl, python's http.client, ApacheBench and headless
+# Chromium (Debian packages curl, python3, apache2-utils, chromium). Not part of make check.
+check-clients: $(addprefix $(BUILD)/,$(filter step05 step06 step07 step08,$(STAGES)))
+	python3 tests/clients.py $(BUILD)
 
 check-lessons: $(addprefix lessons-,$(call stage_number,$(wordlist 2,$(words $(STAGES)),$(STAGES))))
 

@@ -9,6 +9,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -216,17 +217,26 @@ static void send_response(int fd, const char *status_line, const char *body, siz
    with errno set, when the file cannot be read or does not fit. */
 static bool read_page(const char *path, char *page, size_t *len)
 {
-    FILE *file = fopen(path, "rb");
+    int fd = open(path, O_RDONLY);
+    ssize_t n = 1;
     int error = 0;
 
-    if (file == NULL)
+    if (fd < 0)
         return false;
-    *len = fread(page, 1, PAGE_MAX, file);
-    if (ferror(file))
-        error = errno != 0 ? errno : EIO;
+    /* read() may return fewer bytes than asked for: go on until the end of the file (a read
+       of 0 bytes) or until the page is full. */
+    for (*len = 0; n != 0 && *len < PAGE_MAX;) {
+        n = read(fd, page + *len, PAGE_MAX - *len);
+        if (n > 0)
+            *len += (size_t)n;
+        else if (n < 0 && errno != EINTR)
+            break;
+    }
+    if (n < 0)
+        error = errno;
     else if (*len == PAGE_MAX)
         error = EFBIG; /* it may go on: refuse it rather than send a part */
-    fclose(file);
+    close(fd);
     errno = error;
     return error == 0;
 }
@@ -302,7 +312,12 @@ static void handle_connection(int stream)
     } else {
         perror("read");
     }
-    close_gracefully(stream);
+    /* After a timeout nothing was sent, so there is no answer to keep safe: close at once,
+       rather than linger with a client that is already too slow. */
+    if (result == HEAD_TIMED_OUT)
+        close(stream);
+    else
+        close_gracefully(stream);
 }
 
 /* A connection as a job for the pool: the C form of the reference's closure

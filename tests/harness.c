@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -237,9 +238,23 @@ static void expect_alive(struct server *s)
 void server_stop(struct server *s)
 {
     expect_alive(s);
+    if (stage >= 8) {
+        /* From stage 08 on, SIGTERM shuts the server down gracefully: it must exit by itself
+           with status 0, which under valgrind also says that it made no memory error and
+           leaked nothing. An idle connection may hold it up to the head timeout. */
+        kill(s->pid, SIGTERM);
+        if (server_wait_exit(s, head_timeout_seconds * 1000 + LINGER_MS_MAX + wait_ms)) {
+            ck_assert_msg(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0,
+                          "after SIGTERM, expected exit status 0, got raw status %d; stderr: %s",
+                          s->status, shown(s->err.text, s->err.len));
+            server_stop_exited(s);
+            return;
+        }
+    }
     kill(s->pid, SIGKILL);
     waitpid(s->pid, NULL, 0);
     s->pid = 0;
+    ck_assert_msg(stage < 8, "the server did not exit after SIGTERM");
     server_stop_exited(s);
 }
 
@@ -248,6 +263,38 @@ void server_stop_exited(struct server *s)
     ck_assert(s->pid == 0);
     output_close(&s->out);
     output_close(&s->err);
+}
+
+long server_memory_kb(struct server *s, const char *field)
+{
+    char path[64], line[256];
+    long kb = -1;
+    size_t len = strlen(field);
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
+    FILE *status = fopen(path, "r");
+    ck_assert_msg(status != NULL, "%s: %s", path, strerror(errno));
+    while (kb < 0 && fgets(line, sizeof line, status) != NULL) {
+        if (strncmp(line, field, len) == 0 && line[len] == ':')
+            kb = strtol(line + len + 1, NULL, 10);
+    }
+    fclose(status);
+    ck_assert_msg(kb >= 0, "no %s in %s", field, path);
+    return kb;
+}
+
+int server_open_files(struct server *s)
+{
+    char path[64];
+    int count = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)s->pid);
+    DIR *dir = opendir(path);
+    ck_assert_msg(dir != NULL, "%s: %s", path, strerror(errno));
+    for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
+        count += entry->d_name[0] != '.';
+    closedir(dir);
+    return count;
 }
 
 const char *server_line(struct server *s, int timeout_ms)
@@ -307,16 +354,27 @@ const char *server_stderr(struct server *s)
     return s->err.text;
 }
 
-bool server_said(struct server *s, const char *text, int timeout_ms)
+/* Waits up to timeout_ms until o holds text. */
+static bool output_holds(struct output *o, const char *text, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
 
-    output_pull(&s->err);
-    while (strstr(s->err.text, text) == NULL) {
-        if (!output_wait(&s->err, deadline))
+    output_pull(o);
+    while (strstr(o->text, text) == NULL) {
+        if (!output_wait(o, deadline))
             return false;
     }
     return true;
+}
+
+bool server_said(struct server *s, const char *text, int timeout_ms)
+{
+    return output_holds(&s->err, text, timeout_ms);
+}
+
+bool server_printed(struct server *s, const char *text, int timeout_ms)
+{
+    return output_holds(&s->out, text, timeout_ms);
 }
 
 int client_connect(int port)
@@ -582,6 +640,50 @@ void receive_each(const int fds[], struct reply replies[], long long ended_ms[],
     for (int i = 0; i < n; i++) {
         if (ended_ms[i] < 0)
             replies[i].error = ETIMEDOUT;
+    }
+}
+
+void idle_open(struct idle_clients *c, int n, int port)
+{
+    const char *start = "GET / HTTP/1.1\r\nX-Trickle: ";
+
+    ck_assert(n <= IDLE_MAX);
+    c->n = c->open = n;
+    for (int i = 0; i < n; i++) {
+        c->fds[i] = client_connect(port);
+        if (i % 2 == 1)
+            ck_assert(client_send(c->fds[i], start, strlen(start)));
+    }
+}
+
+void idle_tick(struct idle_clients *c, int ms)
+{
+    char scrap[256];
+
+    poll(NULL, 0, ms);
+    for (int i = 0; i < c->n; i++) {
+        if (c->fds[i] < 0)
+            continue;
+        /* A server that gave up on the client closes the connection: a read sees its end
+           (or a reset), where a connection still open has nothing to read. */
+        ssize_t n = recv(c->fds[i], scrap, sizeof scrap, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (i % 2 == 1)
+                send(c->fds[i], "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            continue;
+        }
+        ck_assert_msg(n <= 0, "an idle client got an answer: %s", shown(scrap, (size_t)n));
+        close(c->fds[i]);
+        c->fds[i] = -1;
+        c->open--;
+    }
+}
+
+void idle_close(struct idle_clients *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (c->fds[i] >= 0)
+            close(c->fds[i]);
     }
 }
 

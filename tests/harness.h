@@ -51,10 +51,15 @@ void server_start_with_fd_limit(struct server *s, int fd_limit);
 void server_wait_listening(struct server *s);
 /* Waits up to timeout_ms for the server to exit; returns false if it has not. */
 bool server_wait_exit(struct server *s, int timeout_ms);
-/* Asserts the server is still running (it did not crash), then kills and reaps it. */
+/* Asserts the server is still running (it did not crash), then kills and reaps it; from
+   stage 08 on, stops it with SIGTERM and asserts that it exits with status 0. */
 void server_stop(struct server *s);
 /* Releases what the harness holds for a server that has exited (server_wait_exit). */
 void server_stop_exited(struct server *s);
+/* A line of the server's /proc/PID/status in kB, e.g. "VmHWM" (its peak resident memory). */
+long server_memory_kb(struct server *s, const char *field);
+/* How many files the server has open, from /proc/PID/fd. */
+int server_open_files(struct server *s);
 
 /* The next whole line the server printed on stdout (without its '\n'), waiting up to
    timeout_ms; NULL if none came. The text stays valid until the next call. */
@@ -69,6 +74,8 @@ void expect_quiet(struct server *s);
 const char *server_stderr(struct server *s);
 /* Waits up to timeout_ms until the server's stderr contains text. */
 bool server_said(struct server *s, const char *text, int timeout_ms);
+/* The same for its stdout, whether or not the test has read that far with server_line. */
+bool server_printed(struct server *s, const char *text, int timeout_ms);
 
 /* What a client received on one connection. */
 #define REPLY_MAX 65536
@@ -78,6 +85,11 @@ struct reply {
     bool closed; /* ended by the server's end-of-stream (FIN) */
     int error;   /* or by this errno, e.g. ECONNRESET; 0 for none */
 };
+
+/* The most a stage reads as a request head, empty line included: a longer head is refused. */
+#define HEAD_MAX 8192
+/* The longest a stage's graceful close may go on reading what a client still sends. */
+#define LINGER_MS_MAX 2000
 
 /* A connected client socket; the test fails if the server does not accept. */
 int client_connect(int port);
@@ -116,6 +128,20 @@ void expect_served(struct server *s);
    (with /sleep taking its time). Returns how long GET / took, in milliseconds. */
 #define SLEEP_REQUEST "GET /sleep HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 long long root_behind_sleep(struct server *s);
+
+/* Idle clients (stage 07 on): half of them send nothing, the other half trickle a head that
+   never ends, a byte at each idle_tick(). Each one holds a worker until the head timeout. */
+#define IDLE_MAX 16
+struct idle_clients {
+    int n;
+    int fds[IDLE_MAX]; /* -1 once the server has closed the connection */
+    int open;          /* how many the server has not closed yet */
+};
+void idle_open(struct idle_clients *c, int n, int port);
+/* Waits ms, then sends each trickling client's next byte and notes the connections the
+   server has closed. */
+void idle_tick(struct idle_clients *c, int ms);
+void idle_close(struct idle_clients *c);
 
 /* Reads from n connections at once until each has ended, an error, or timeout_ms; records
    when each reply ended, in milliseconds since start_ms. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +105,150 @@ TEST(silent_clients_are_dropped)
     server_stop(&s);
 }
 
+TEST(idle_clients_hold_workers_for_a_bounded_time)
+{
+    struct idle_clients idle;
+    struct pollfd answer = {.events = POLLIN};
+    struct server s;
+    struct reply r;
+    /* Eight idle clients for four workers: the second four get a worker only as the first
+       four are dropped, and the next client gets one as the second four are. */
+    long long bound = 2LL * (head_timeout_seconds * 1000 + LINGER_MS_MAX) + wait_ms;
+
+    server_start(&s);
+    idle_open(&idle, 8, s.port);
+    long long start = now_ms();
+    answer.fd = client_connect(s.port);
+    ck_assert(client_send(answer.fd, NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
+    while (poll(&answer, 1, 0) == 0 && now_ms() - start < bound)
+        idle_tick(&idle, 100);
+    client_receive(answer.fd, &r, wait_ms);
+    close(answer.fd);
+    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    /* The trickling clients too: the head timeout is for the whole head, not for each byte. */
+    while (idle.open > 0 && now_ms() - start < bound)
+        idle_tick(&idle, 100);
+    ck_assert_msg(idle.open == 0, "%d of the 8 idle clients still held a worker after %lld ms",
+                  idle.open, bound);
+    idle_close(&idle);
+    server_stop(&s);
+}
+
+/* A client that leaves: every other one closes its socket, the rest reset theirs. */
+static void leave(int fd, int i)
+{
+    if (i % 2 == 0)
+        close(fd);
+    else
+        client_reset(fd);
+}
+
+TEST(survives_clients_leaving_before_slow_answers)
+{
+    int fds[4];
+    struct server s;
+
+    server_start(&s);
+    /* Four leave while their answers are being prepared (a worker has each)... */
+    for (int i = 0; i < 4; i++) {
+        fds[i] = client_connect(s.port);
+        ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+    }
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_ge(worker_in(server_line(&s, wait_ms)), 0);
+    for (int i = 0; i < 4; i++)
+        leave(fds[i], i);
+    /* ...and four before a worker has even read theirs. */
+    for (int i = 0; i < 4; i++) {
+        fds[i] = client_connect(s.port);
+        ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+        leave(fds[i], i);
+    }
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_ge(worker_in(server_line(&s, sleep_seconds * 1000 + wait_ms)), 0);
+    expect_served(&s);
+    server_stop(&s);
+}
+
+/* A flood of clients: so many connections in all, so many at a time. */
+#define FLOOD_CONNECTIONS 2000
+#define FLOOD_AT_ONCE 32
+
+/* Sends n requests for GET /, FLOOD_AT_ONCE at a time, each on a connection of its own, and
+   asserts that every one gets the whole hello page and that a worker logged each. */
+static void flood(struct server *s, int n)
+{
+    static char expected[20000];
+    static struct {
+        char bytes[1024];
+        size_t len;
+    } got[FLOOD_AT_ONCE];
+    struct pollfd p[FLOOD_AT_ONCE];
+    size_t expected_len =
+        page_response("HTTP/1.1 200 OK", "www/hello.html", expected, sizeof expected);
+    int started = 0, done = 0;
+
+    for (int i = 0; i < FLOOD_AT_ONCE; i++)
+        p[i] = (struct pollfd){.fd = -1, .events = POLLIN};
+    while (done < n) {
+        for (int i = 0; i < FLOOD_AT_ONCE && started < n; i++) {
+            if (p[i].fd >= 0)
+                continue;
+            p[i].fd = client_connect(s->port);
+            ck_assert(client_send(p[i].fd, NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
+            got[i].len = 0;
+            started++;
+        }
+        ck_assert_msg(poll(p, FLOOD_AT_ONCE, wait_ms) > 0,
+                      "no answer came for %d ms, with %d of %d requests answered", wait_ms, done,
+                      n);
+        for (int i = 0; i < FLOOD_AT_ONCE; i++) {
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            ssize_t r =
+                recv(p[i].fd, got[i].bytes + got[i].len, sizeof got[i].bytes - got[i].len, 0);
+            if (r > 0 && got[i].len + (size_t)r < sizeof got[i].bytes) {
+                got[i].len += (size_t)r;
+                continue;
+            }
+            ck_assert_msg(r == 0 && got[i].len == expected_len &&
+                              memcmp(got[i].bytes, expected, expected_len) == 0,
+                          "request %d got \"%s\", ended by %s", done,
+                          shown(got[i].bytes, got[i].len),
+                          r == 0  ? "the server"
+                          : r > 0 ? "too many bytes"
+                                  : strerror(errno));
+            close(p[i].fd);
+            p[i].fd = -1;
+            done++;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const char *line = server_line(s, wait_ms);
+        ck_assert_msg(line != NULL && worker_in(line) >= 0, "%d of %d requests were logged", i, n);
+    }
+    expect_quiet(s);
+}
+
+TEST(survives_a_flood_of_connections)
+{
+    struct server s;
+
+    server_start(&s);
+    /* A first round wakes every worker and settles the server's memory. */
+    flood(&s, 4 * FLOOD_AT_ONCE);
+    int files = server_open_files(&s);
+    long memory = server_memory_kb(&s, "VmRSS");
+    flood(&s, FLOOD_CONNECTIONS);
+    /* Every connection closed, and nothing kept per connection. */
+    ck_assert_int_eq(server_open_files(&s), files);
+    long growth = server_memory_kb(&s, "VmRSS") - memory;
+    ck_assert_msg(growth < 4096, "the server's memory grew by %ld kB in %d connections", growth,
+                  FLOOD_CONNECTIONS);
+    expect_served(&s);
+    server_stop(&s);
+}
+
 TEST(survives_running_out_of_descriptors)
 {
     int clients[24];
@@ -166,6 +311,17 @@ static ThreadPool *new_pool(size_t threads)
     return pool;
 }
 
+/* A stage 07 pool runs until the process ends. From stage 08 on, a test drops its pool, so
+   that no thread is left running (and valgrind finds nothing of theirs left behind). */
+static void finish_pool(ThreadPool *pool)
+{
+    if (thread_pool_drop == NULL)
+        return;
+    capture_stdout();
+    thread_pool_drop(pool);
+    stdout_captured();
+}
+
 static void count_job(void *arg)
 {
     pthread_mutex_lock(&jobs.lock);
@@ -226,6 +382,7 @@ TEST(pool_runs_every_job_once)
     }
     ck_assert_int_eq(lines, n);
     ck_assert_int_eq(jobs.ran, n); /* and no job ran after the count was reached */
+    finish_pool(pool);
 }
 
 /* A job that waits until four jobs are running at the same time; counts itself as run
@@ -259,6 +416,7 @@ TEST(pool_runs_four_jobs_at_once)
     bool met = jobs_ran(4);
     stdout_captured();
     ck_assert_msg(met, "only %d jobs were running at the same time", jobs.waiting);
+    finish_pool(pool);
 }
 
 /* A job that queues a second job on the same pool. */
@@ -276,4 +434,5 @@ TEST(pool_job_may_queue_a_job)
     bool ran = jobs_ran(1);
     stdout_captured();
     ck_assert_msg(ran && jobs.runs[7] == 1, "the job queued by a job did not run");
+    finish_pool(jobs.pool);
 }

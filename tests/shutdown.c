@@ -159,6 +159,55 @@ TEST(sigterm_shuts_down_gracefully)
     expect_signal_shutdown(SIGTERM);
 }
 
+TEST(shutdown_waits_a_bounded_time_for_idle_clients)
+{
+    struct idle_clients idle;
+    struct server s;
+    /* As many idle clients as REQUESTS: the last one starts the shutdown, which waits for
+       the four that have a worker, then for the four queued behind them. */
+    long long bound = 2LL * (head_timeout_seconds * 1000 + LINGER_MS_MAX) + wait_ms;
+
+    start_with_requests(&s, "8");
+    idle_open(&idle, 8, s.port);
+    long long start = now_ms();
+    while (!server_wait_exit(&s, 0) && now_ms() - start < bound)
+        idle_tick(&idle, 100);
+    idle_close(&idle);
+    expect_graceful_exit(&s, 8, 0);
+}
+
+TEST(shutdown_with_requests_in_flight_many_times)
+{
+    static struct reply replies[6];
+    long long ended[6];
+    int fds[6];
+
+    for (int round = 0; round < 20; round++) {
+        struct server s;
+        start_with_requests(&s, "6");
+        for (int i = 0; i < 6; i++)
+            fds[i] = client_connect(s.port);
+        /* The sixth connection starts the shutdown. Only then do the clients send their
+           requests: every one of them is in flight, accepted and not yet answered. */
+        ck_assert_msg(server_printed(&s, "Shutting down server, gracefully!", wait_ms),
+                      "round %d: the shutdown did not begin", round);
+        long long start = now_ms();
+        for (int i = 0; i < 6; i++) {
+            const char *request = i % 2 == 0 ? NORMAL_REQUEST : "GET /nowhere HTTP/1.1\r\n\r\n";
+            ck_assert(client_send(fds[i], request, strlen(request)));
+        }
+        receive_each(fds, replies, ended, 6, start, wait_ms);
+        for (int i = 0; i < 6; i++) {
+            close(fds[i]);
+            if (i % 2 == 0)
+                expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
+            else
+                expect_page(&replies[i], "HTTP/1.1 404 NOT FOUND", "www/404.html");
+        }
+        expect_graceful_exit(&s, 6, wait_ms);
+    }
+}
+
 TEST(bad_requests_count_is_one_line_and_exit_1)
 {
     const char *bad[] = {"0", "-4", "four", "4x", "99999999999999999999"};

@@ -34,6 +34,24 @@ struct row {
 #define ROW(lesson, name, first, last) {#lesson, {#name, name, __FILE__, __LINE__}, first, last},
 static const struct row table[] = {TESTS(ROW)};
 
+struct loop {
+    TFun test;
+    const int *cases;
+};
+
+#define LOOP(name, count) {name, &count},
+static const struct loop loops[] = {LOOP_TESTS(LOOP)};
+
+/* How many times a test runs: once for each case of its table, or once. */
+static int cases_of(const TTest *test)
+{
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
+        if (loops[i].test == test->fn)
+            return *loops[i].cases;
+    }
+    return 1;
+}
+
 static Suite *stage_suite(int number, bool new_only)
 {
     static char name[16];
@@ -53,7 +71,7 @@ static Suite *stage_suite(int number, bool new_only)
             tcase_set_timeout(tcase, TEST_TIMEOUT);
             suite_add_tcase(suite, tcase);
         }
-        tcase_add_test(tcase, &row->test);
+        tcase_add_loop_test(tcase, &row->test, 0, cases_of(&row->test));
     }
     return suite;
 }

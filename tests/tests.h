@@ -32,6 +32,8 @@
     X(read, head_ends_at_empty_line, 2, 4)                                                         \
     X(read, reads_a_large_head, 2, 4)                                                              \
     X(read, closes_on_oversized_head, 2, 4)                                                        \
+    X(hostile, survives_hostile_input, 2, LAST_STAGE)                                              \
+    X(hostile, survives_random_mutations, 2, LAST_STAGE)                                           \
     X(respond, answers_status_line_only, 3, 3)                                                     \
     X(respond, answer_survives_unread_bytes, 3, LAST_STAGE)                                        \
     X(html, answers_hello_page, 4, LAST_STAGE)                                                     \
@@ -46,6 +48,9 @@
     X(pool, root_does_not_wait_for_sleep, 7, LAST_STAGE)                                           \
     X(pool, four_slow_requests_at_once_fifth_waits, 7, LAST_STAGE)                                 \
     X(pool, silent_clients_are_dropped, 7, LAST_STAGE)                                             \
+    X(pool, idle_clients_hold_workers_for_a_bounded_time, 7, LAST_STAGE)                           \
+    X(pool, survives_clients_leaving_before_slow_answers, 7, LAST_STAGE)                           \
+    X(pool, survives_a_flood_of_connections, 7, LAST_STAGE)                                        \
     X(pool, survives_running_out_of_descriptors, 7, LAST_STAGE)                                    \
     X(pool_api, pool_refuses_zero_threads, 7, LAST_STAGE)                                          \
     X(pool_api, pool_runs_every_job_once, 7, LAST_STAGE)                                           \
@@ -56,12 +61,21 @@
     X(shutdown, queued_requests_finish_on_shutdown, 8, LAST_STAGE)                                 \
     X(shutdown, sigint_shuts_down_gracefully, 8, LAST_STAGE)                                       \
     X(shutdown, sigterm_shuts_down_gracefully, 8, LAST_STAGE)                                      \
+    X(shutdown, shutdown_waits_a_bounded_time_for_idle_clients, 8, LAST_STAGE)                     \
+    X(shutdown, shutdown_with_requests_in_flight_many_times, 8, LAST_STAGE)                        \
     X(shutdown, bad_requests_count_is_one_line_and_exit_1, 8, LAST_STAGE)                          \
     X(drop_api, pool_drop_finishes_every_queued_job, 8, LAST_STAGE)                                \
     X(drop_api, pool_new_and_drop_many_times, 8, LAST_STAGE)
 
+/* Tests that run once for each case of a table of their own (Check's loop tests), each
+   case passing or failing on its own, and the count of cases each table defines. */
+#define LOOP_TESTS(X) X(survives_hostile_input, hostile_case_count)
+
 #define DECLARE_TEST(lesson, name, first, last) void name(int);
 TESTS(DECLARE_TEST)
 #undef DECLARE_TEST
+#define DECLARE_COUNT(name, count) extern const int count;
+LOOP_TESTS(DECLARE_COUNT)
+#undef DECLARE_COUNT
 
 #endif

@@ -1,0 +1,398 @@
+/*
+ * Every stage that reads requests, against the worst a client can send. Each case of the
+ * table sends one hostile input in its own way, checks the answer the stage owes it (or
+ * that the connection ended), checks that the server's memory stayed bounded, then proves
+ * that the next client is served. A seeded random round then mutates valid requests a few
+ * thousand times; HOSTILE_SEED=N in the environment replays the round of seed N.
+ */
+#include "harness.h"
+#include "tests.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes that may hold a NUL: a string literal and its length. */
+struct bytes {
+    const char *at;
+    size_t len;
+};
+#define BYTES(literal)                                                                             \
+    {                                                                                              \
+        literal, sizeof literal - 1                                                                \
+    }
+
+/* How a case sends its input and ends its side of the connection. */
+enum how {
+    SEND,            /* sends it all, then reads the answer */
+    HALF_CLOSE,      /* sends it all, ends its side (shutdown), then reads the answer */
+    TRICKLE,         /* sends one byte at a time, a millisecond apart, then reads */
+    CLOSE,           /* sends it all and closes at once, without reading */
+    RESET,           /* sends it all and resets at once */
+    RESET_ON_ANSWER, /* sends it all, and resets as soon as the answer (or the end) comes */
+};
+
+/* An input: start, then unit repeated times, then end. */
+struct hostile_case {
+    const char *name;
+    enum how how;
+    struct bytes start, unit;
+    size_t times;
+    struct bytes end;
+};
+#define ONCE BYTES(""), 0, BYTES("")
+
+/* A head padded with one long header to exactly total bytes. */
+#define PAD_START "GET / HTTP/1.1\r\nX-Pad: "
+#define PADDED_TO(total)                                                                           \
+    BYTES(PAD_START), BYTES("a"), (total) - (sizeof PAD_START - 1) - 4, BYTES("\r\n\r\n")
+
+static const struct hostile_case cases[] = {
+    {"an empty connection", HALF_CLOSE, BYTES(""), ONCE},
+    {"a partial line, then close", CLOSE, BYTES("GET / HT"), ONCE},
+    {"a partial line, then the end of the stream", HALF_CLOSE, BYTES("GET / HT"), ONCE},
+    {"the end of the stream before the head ends", HALF_CLOSE,
+     BYTES("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"), ONCE},
+    {"LF-only line ends", SEND, BYTES("GET / HTTP/1.1\nHost: 127.0.0.1\n\n"), ONCE},
+    {"CR-only line ends", HALF_CLOSE, BYTES("GET / HTTP/1.1\rHost: 127.0.0.1\r\r"), ONCE},
+    {"a CR doubled before a LF", SEND, BYTES("GET / HTTP/1.1\r\r\n\r\n"), ONCE},
+    {"a lone LF", SEND, BYTES("\n"), ONCE},
+    {"5000 empty lines", SEND, BYTES(""), BYTES("\r\n"), 5000, BYTES("")},
+    {"headers without a request line", SEND, BYTES("Host: 127.0.0.1\r\nAccept: */*\r\n\r\n"), ONCE},
+    {"a 1 MiB request line", SEND, BYTES("GET /"), BYTES("a"), 1 << 20, BYTES(" HTTP/1.1\r\n\r\n")},
+    {"20 000 headers", SEND, BYTES("GET / HTTP/1.1\r\n"), BYTES("X-A: b\r\n"), 20000,
+     BYTES("\r\n")},
+    {"a head of exactly HEAD_MAX bytes", SEND, PADDED_TO(HEAD_MAX)},
+    {"a head one byte longer than HEAD_MAX", SEND, PADDED_TO(HEAD_MAX + 1)},
+    {"a 64 MiB stream with no line end", SEND, BYTES("GET /"), BYTES("a"), 64 << 20, BYTES("")},
+    {"NUL bytes", SEND, BYTES("GET /\0 HTTP/1.1\r\nHost: \0\0\r\n\r\n"), ONCE},
+    {"terminal control codes", SEND,
+     BYTES("GET / HTTP/1.1\r\nX-Evil: \x1b[2J\x1b]0;owned\x07\b\b\x7f\r\n\r\n"), ONCE},
+    {"invalid UTF-8", SEND, BYTES("GET /\xc3\x28\xa0\xa1\xff\xfe\xed\xa0\x80 HTTP/1.1\r\n\r\n"),
+     ONCE},
+    {"an absurd method", SEND, BYTES("BREW / HTTP/1.1\r\n\r\n"), ONCE},
+    {"a 4000-byte method", SEND, BYTES(""), BYTES("G"), 4000, BYTES(" / HTTP/1.1\r\n\r\n")},
+    {"an absurd version", SEND, BYTES("GET / HTTP/99999999999999999999.1\r\n\r\n"), ONCE},
+    {"lower-case letters", SEND, BYTES("get / http/1.1\r\n\r\n"), ONCE},
+    {"printf conversions", SEND, BYTES("GET /%s%s%n%n%p HTTP/1.1\r\nX: %s%n\r\n\r\n"), ONCE},
+    {"a path out of www/", SEND, BYTES("GET /../../../../etc/passwd HTTP/1.1\r\n\r\n"), ONCE},
+    {"a /sleep look-alike", SEND, BYTES("GET /sleep HTTP/1.1x\r\n\r\n"), ONCE},
+    {"two requests pipelined in one write", SEND, BYTES(NORMAL_REQUEST NORMAL_REQUEST), ONCE},
+    {"a 20 000-byte body the server does not read", SEND,
+     BYTES("POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\n"), BYTES("b"), 20000, BYTES("")},
+    {"a request, then close before the answer", CLOSE, BYTES(NORMAL_REQUEST), ONCE},
+    {"a request, then an immediate reset", RESET, BYTES(NORMAL_REQUEST), ONCE},
+    {"a reset as the answer comes", RESET_ON_ANSWER, BYTES(NORMAL_REQUEST), ONCE},
+    {"a head trickled one byte at a time", TRICKLE, BYTES(NORMAL_REQUEST), ONCE},
+};
+const int hostile_case_count = sizeof cases / sizeof cases[0];
+
+/* How much the server's peak memory may grow while it handles one hostile input, or a
+   whole random round: far less than the big inputs, which a server that kept what it read
+   would hold whole. */
+#define MEMORY_GROWTH_MAX_KB (8 * 1024)
+
+/* Past the head, how many bytes a stage reads and throws away when it closes (its graceful
+   close). A client that sends more may see its connection reset after the answer. */
+#define LINGER_MAX (8 * 4096)
+
+static size_t input_len(const struct hostile_case *c)
+{
+    return c->start.len + c->unit.len * c->times + c->end.len;
+}
+
+/* Copies n bytes of the input, from offset on, into buf. */
+static void input_bytes(const struct hostile_case *c, size_t offset, char *buf, size_t n)
+{
+    size_t repeated = c->unit.len * c->times;
+
+    for (size_t i = offset; i < offset + n; i++) {
+        if (i < c->start.len)
+            *buf++ = c->start.at[i];
+        else if (i - c->start.len < repeated)
+            *buf++ = c->unit.at[(i - c->start.len) % c->unit.len];
+        else
+            *buf++ = c->end.at[i - c->start.len - repeated];
+    }
+}
+
+/* Sends the input in pieces, or one byte at a time; stops once the server has closed the
+   connection or reset it (which a stage may do to an input too long to read). */
+static void send_input(int fd, const struct hostile_case *c)
+{
+    static char piece[1 << 16];
+    size_t total = input_len(c);
+    size_t step = c->how == TRICKLE ? 1 : sizeof piece;
+    int yes = 1;
+
+    /* Each byte in a packet of its own: no waiting to gather small writes. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+    for (size_t at = 0; at < total; at += step) {
+        size_t n = total - at < step ? total - at : step;
+        input_bytes(c, at, piece, n);
+        if (!client_send(fd, piece, n))
+            return;
+        if (c->how == TRICKLE)
+            poll(NULL, 0, 1);
+    }
+}
+
+/* The length of a stage's request head in input (its first n bytes, of total): up to and
+   including the first empty line, or up to the end of the stream. False when there is no
+   such end within HEAD_MAX bytes: the stage refuses the head. */
+static bool head_fits(const char *input, size_t n, size_t total, size_t *len)
+{
+    for (size_t i = 0; i < n && i < HEAD_MAX; i++) {
+        size_t line_start = i > 0 && input[i - 1] == '\r' ? i - 1 : i;
+        if (input[i] == '\n' && (line_start == 0 || input[line_start - 1] == '\n')) {
+            *len = i + 1;
+            return true;
+        }
+    }
+    *len = total;
+    return total < HEAD_MAX;
+}
+
+/* True when the head's first line, without its line end, is exactly text. */
+static bool request_line_is(const char *head, size_t len, const char *text)
+{
+    const char *newline = memchr(head, '\n', len);
+    size_t line = newline != NULL ? (size_t)(newline - head) : len;
+
+    if (newline != NULL && line > 0 && head[line - 1] == '\r')
+        line--;
+    return line == strlen(text) && memcmp(head, text, line) == 0;
+}
+
+/* What a stage answers to a whole input (its first n bytes, of total) that it reads to
+   the end of its head. */
+enum answer { NOTHING, STATUS_LINE_ONLY, HELLO_PAGE, NOT_FOUND_PAGE, TOO_LARGE };
+
+static enum answer answer_owed(const char *input, size_t n, size_t total)
+{
+    size_t len;
+    bool fits = head_fits(input, n, total, &len);
+
+    if (stage < 3 || (!fits && stage < 5))
+        return NOTHING;
+    if (!fits)
+        return TOO_LARGE;
+    if (stage == 3)
+        return STATUS_LINE_ONLY;
+    if (stage == 4 || request_line_is(input, len, "GET / HTTP/1.1") ||
+        (stage >= 6 && request_line_is(input, len, "GET /sleep HTTP/1.1")))
+        return HELLO_PAGE;
+    return NOT_FOUND_PAGE;
+}
+
+/* Asserts that the reply is the answer owed to the input, then the end of the connection:
+   a clean end of stream, or, for an input longer than the stage reads and throws away, a
+   reset after the whole answer. */
+static void expect_answer(const struct reply *r, const char *input, size_t n, size_t total,
+                          const char *what)
+{
+    static struct reply ended;
+    enum answer owed = answer_owed(input, n, total);
+    size_t head;
+
+    if (!head_fits(input, n, total, &head))
+        head = HEAD_MAX;
+    ended = *r;
+    if (ended.error == ECONNRESET && total - head > LINGER_MAX) {
+        ended.closed = true;
+        ended.error = 0;
+    }
+    ck_assert_msg(r->error != ETIMEDOUT, "%s: the connection was still open after %d ms", what,
+                  wait_ms);
+    if (owed == NOTHING)
+        ck_assert_msg(r->len == 0, "%s: expected no answer, got \"%s\"", what,
+                      shown(r->bytes, r->len));
+    else if (owed == STATUS_LINE_ONLY)
+        expect_reply(&ended, "HTTP/1.1 200 OK\r\n\r\n", 19);
+    else if (owed == HELLO_PAGE)
+        expect_page(&ended, "HTTP/1.1 200 OK", "www/hello.html");
+    else if (owed == NOT_FOUND_PAGE)
+        expect_page(&ended, "HTTP/1.1 404 NOT FOUND", "www/404.html");
+    else
+        expect_status(&ended, "HTTP/1.1 431 Request Header Fields Too Large");
+}
+
+/* Before stage 05 a stage prints each request it reads. Whatever the client sent, the log
+   must stay lines of printable text, so that no client can drive the terminal. Returns the
+   first line the server printed since the test last looked (or ""). */
+static const char *expect_printable_log(struct server *s, const char *what)
+{
+    static char first[64];
+    const char *line;
+
+    first[0] = '\0';
+    for (int i = 0; (line = server_line(s, 0)) != NULL; i++) {
+        for (const char *at = line; *at != '\0'; at++)
+            ck_assert_msg(*at >= ' ' && *at <= '~', "%s: the log holds the byte \\x%02x: %s", what,
+                          (unsigned char)*at, shown(line, strlen(line)));
+        if (i == 0)
+            snprintf(first, sizeof first, "%s", line);
+    }
+    return first;
+}
+
+TEST(survives_hostile_input)
+{
+    const struct hostile_case *c = &cases[_i];
+    static char input[HEAD_MAX + 1];
+    size_t total = input_len(c), n = total < sizeof input ? total : sizeof input;
+    struct pollfd answer = {.events = POLLIN};
+    struct server s;
+    struct reply r;
+
+    input_bytes(c, 0, input, n);
+    server_start(&s);
+    long memory = server_memory_kb(&s, "VmHWM");
+    int fd = client_connect(s.port);
+    send_input(fd, c);
+    if (c->how == CLOSE) {
+        close(fd);
+    } else if (c->how == RESET) {
+        client_reset(fd);
+    } else if (c->how == RESET_ON_ANSWER) {
+        answer.fd = fd;
+        ck_assert_msg(poll(&answer, 1, wait_ms) == 1, "%s: no answer", c->name);
+        client_reset(fd);
+    } else {
+        if (c->how == HALF_CLOSE)
+            shutdown(fd, SHUT_WR);
+        client_receive(fd, &r, wait_ms);
+        close(fd);
+        expect_answer(&r, input, n, total, c->name);
+        if (stage <= 4 && answer_owed(input, n, total) != NOTHING)
+            ck_assert_msg(strncmp(expect_printable_log(&s, c->name), "Request: [", 10) == 0,
+                          "%s: the request was not printed", c->name);
+    }
+    long growth = server_memory_kb(&s, "VmHWM") - memory;
+    ck_assert_msg(growth < MEMORY_GROWTH_MAX_KB, "%s: the server's memory grew by %ld kB", c->name,
+                  growth);
+    if (stage <= 4)
+        expect_printable_log(&s, c->name);
+    expect_served(&s);
+    server_stop(&s);
+}
+
+/* The random round: valid requests, mutated. */
+#define MUTATIONS 2000
+/* Room for a mutated request: more than HEAD_MAX, so that some are too long. */
+#define MUTANT_MAX (2 * HEAD_MAX)
+
+static const struct bytes valid[] = {
+    BYTES(NORMAL_REQUEST),
+    BYTES(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:7878\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"),
+    BYTES("GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    BYTES("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello"),
+};
+
+/* xorshift64*: a small generator that gives the same numbers for the same seed anywhere. */
+static unsigned long long random_state;
+
+static size_t random_below(size_t n)
+{
+    random_state ^= random_state >> 12;
+    random_state ^= random_state << 25;
+    random_state ^= random_state >> 27;
+    return n == 0 ? 0 : (size_t)((random_state * 2685821657736338717ULL) >> 11) % n;
+}
+
+/* A byte for an insertion: often one that means something to a parser. */
+static char random_byte(void)
+{
+    const char telling[] = "\r\n\0 :/%\x1b\x7f\xff";
+
+    return random_below(2) == 0 ? telling[random_below(sizeof telling - 1)]
+                                : (char)random_below(256);
+}
+
+/* Opens a gap of n bytes at pos in buf[0..len), as far as MUTANT_MAX allows; returns how
+   many of them fit. */
+static size_t open_gap(char *buf, size_t len, size_t pos, size_t n)
+{
+    if (n > MUTANT_MAX - len)
+        n = MUTANT_MAX - len;
+    memmove(buf + pos + n, buf + pos, len - pos);
+    return n;
+}
+
+/* Applies one mutation to buf[0..len): a bit flipped, a cut, a piece repeated, or bytes
+   inserted. Returns the new length. */
+static size_t mutate(char *buf, size_t len)
+{
+    size_t pos = random_below(len + 1);
+
+    switch (random_below(4)) {
+    case 0:
+        if (pos < len)
+            buf[pos] ^= (char)(1 << random_below(8));
+        return len;
+    case 1:
+        return pos;
+    case 2: {
+        size_t piece = 1 + random_below(len - pos < 32 ? len - pos : 32);
+        size_t copies = 1 + random_below(random_below(2) == 0 ? 4 : 600);
+        if (pos == len)
+            return len;
+        size_t room = open_gap(buf, len, pos + piece, piece * copies);
+        for (size_t i = 0; i < room; i++)
+            buf[pos + piece + i] = buf[pos + i % piece];
+        return len + room;
+    }
+    default: {
+        size_t room = open_gap(buf, len, pos, 1 + random_below(8));
+        for (size_t i = 0; i < room; i++)
+            buf[pos + i] = random_byte();
+        return len + room;
+    }
+    }
+}
+
+TEST(survives_random_mutations)
+{
+    static char mutant[MUTANT_MAX];
+    static struct reply r;
+    static char what[96];
+    const char *given = getenv("HOSTILE_SEED");
+    unsigned long long seed = given != NULL ? strtoull(given, NULL, 10)
+                                            : (unsigned long long)time(NULL) ^ (unsigned)getpid();
+    struct server s;
+
+    printf("random round: seed %llu (HOSTILE_SEED=%llu replays it)\n", seed, seed);
+    fflush(stdout);
+    random_state = seed != 0 ? seed : 1;
+    server_start(&s);
+    long memory = server_memory_kb(&s, "VmHWM");
+    for (int i = 0; i < MUTATIONS; i++) {
+        const struct bytes *base = &valid[random_below(sizeof valid / sizeof valid[0])];
+        size_t len = base->len;
+        memcpy(mutant, base->at, len);
+        for (size_t count = 1 + random_below(4); count > 0; count--)
+            len = mutate(mutant, len);
+        snprintf(what, sizeof what, "seed %llu, mutation %d (%zu bytes)", seed, i, len);
+
+        int fd = client_connect(s.port);
+        client_send(fd, mutant, len);
+        shutdown(fd, SHUT_WR);
+        client_receive(fd, &r, wait_ms);
+        close(fd);
+        expect_answer(&r, mutant, len < HEAD_MAX + 1 ? len : HEAD_MAX + 1, len, what);
+        if (stage <= 4)
+            expect_printable_log(&s, what);
+    }
+    long growth = server_memory_kb(&s, "VmHWM") - memory;
+    ck_assert_msg(growth < MEMORY_GROWTH_MAX_KB, "the server's memory grew by %ld kB", growth);
+    expect_served(&s);
+    server_stop(&s);
+}
