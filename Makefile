@@ -10,6 +10,7 @@
 #   make check-repeat     the whole suite 20 times in a row (REPEAT=N): no flaky test
 #   make check-clients    curl, python's http.client, ab and headless Chromium against 05-08
 #   make diff-05          what stage 05 changes in stage 04
+#   make bench            the benchmark: tables and a picture in build/bench/
 #   make clean            remove build/
 #
 # SANITIZE=address,undefined or SANITIZE=thread builds (and tests) everything under that
@@ -56,7 +57,7 @@ TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_o
 TEST_SOURCES := $(wildcard tests/*.c)
 TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)
 
-.PHONY: all clean tests check check-lessons check-valgrind check-repeat check-clients need-check $(STAGES) $(addprefix check-,$(STAGES)) \
+.PHONY: all clean tests check check-lessons check-valgrind check-repeat check-clients bench need-check need-wrk $(STAGES) $(addprefix check-,$(STAGES)) \
         $(addprefix diff-,$(call stage_number,$(STAGES))) \
         $(addprefix lessons-,$(call stage_number,$(STAGES)))
 .DELETE_ON_ERROR:
@@ -95,7 +96,7 @@ $(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h) | need-check
 	$(CC) $(TEST_FLAGS) $(SANITIZE_FLAGS) $(CHECK_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 need-check:
-	@sh tests/need-check.sh
+	@sh tests/need-packages.sh "The tests need" "pkg-config --exists check" check pkg-config
 
 # The stages' runners run side by side (most of their time is spent waiting on slow
 # requests), each one's output shown whole when it ends; make -jN sets its own pace.
@@ -137,6 +138,19 @@ check-repeat:
 	    $(MAKE) -s --no-print-directory check || exit 1; \
 	done
 
+# The benchmark: the lessons in numbers and a picture (build/bench/), and the final stage
+# against nginx where nginx is installed. It measures the plain build, never a sanitizer's.
+ifeq ($(SANITIZE),)
+bench: $(BUILD)/step05 $(BUILD)/step07 $(BUILD)/step08 | need-wrk
+	python3 tests/bench.py $(BUILD)
+else
+bench:
+	@echo "make bench measures the plain build: run it without SANITIZE" >&2; exit 1
+endif
+
+need-wrk:
+	@sh tests/need-packages.sh "make bench needs" "command -v wrk" wrk
+
 # Real clients against stages 05 to 08: curl, python's http.client, ApacheBench and headless
 # Chromium (Debian packages curl, python3, apache2-utils, chromium). Not part of make check.
 check-clients: $(addprefix $(BUILD)/,$(filter step05 step06 step07 step08,$(STAGES)))
@@ -147,7 +161,7 @@ check-lessons: $(addprefix lessons-,$(call stage_number,$(wordlist 2,$(words $(S
 # diff-NN and lessons-NN compare stage NN, $(1), with the stage before it, $(2).
 define pair_rules
 diff-$(call stage_number,$(1)):
-	@diff -ruN -x README.md $(call stage_dir,$(2)) $(call stage_dir,$(1)) || test $$$$? -eq 1
+	@diff -ruN -x README.md -x '*.svg' $(call stage_dir,$(2)) $(call stage_dir,$(1)) || test $$$$? -eq 1
 
 lessons-$(call stage_number,$(1)): $(BUILD)/tests/$(2) $(BUILD)/tests/check-$(2)
 	$$(TEST_ENV) $(BUILD)/tests/check-$(2) --new $(call stage_number,$(1)) $(BUILD)/tests/$(2)

@@ -136,9 +136,10 @@ int thread_pool_execute(ThreadPool *pool, void (*function)(void *), void *arg)
     else
         pool->last->next = job;
     pool->last = job;
-    /* One job needs one worker: wake one of those waiting, if any is. */
-    expect_ok(pthread_cond_signal(&pool->job_queued), "pthread_cond_signal");
     expect_ok(pthread_mutex_unlock(&pool->lock), "pthread_mutex_unlock");
+    /* One job needs one worker: wake one of those waiting, if any is. After the unlock, so
+       that the worker does not wake only to wait for the mutex we still hold. */
+    expect_ok(pthread_cond_signal(&pool->job_queued), "pthread_cond_signal");
     return 0;
 }
 
