@@ -285,7 +285,7 @@ TEST(survives_hostile_input)
 }
 
 /* The random round: valid requests, mutated. */
-#define MUTATIONS 2000
+#define MUTATIONS 3000
 /* Room for a mutated request: more than HEAD_MAX, so that some are too long. */
 #define MUTANT_MAX (2 * HEAD_MAX)
 
