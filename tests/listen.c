@@ -8,9 +8,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +49,13 @@ TEST(default_port_is_7878)
     const char *no_args[] = {NULL};
     struct server s;
 
+    /* make check runs the eight stages' tests side by side, and each starts a server on
+       7878 here. Two of them could both bind the port (SO_REUSEADDR allows it until one
+       listens) and one would then fail in listen(): so they take turns, each holding a lock
+       on the repository's folder until its server has stopped. */
+    int turn = open(root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_msg(turn >= 0 && flock(turn, LOCK_EX) == 0, "cannot lock %s: %s", root_dir,
+                  strerror(errno));
     server_spawn(&s, NULL, no_args);
     const char *line = server_line(&s, wait_ms);
     if (line != NULL) {
@@ -56,6 +65,7 @@ TEST(default_port_is_7878)
         /* 7878 is taken, by a student's server perhaps: then it must say so. */
         expect_setup_error(&s, "bind 127.0.0.1:7878: Address already in use\n");
     }
+    close(turn);
 }
 
 TEST(port_in_use_is_one_line_and_exit_1)
