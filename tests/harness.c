@@ -410,6 +410,15 @@ bool client_send(int fd, const void *data, size_t len)
     return true;
 }
 
+int client_request(int port, const char *request)
+{
+    int fd = client_connect(port);
+
+    ck_assert_msg(client_send(fd, request, strlen(request)), "could not send %s",
+                  shown(request, strlen(request)));
+    return fd;
+}
+
 void client_receive(int fd, struct reply *r, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -720,11 +729,9 @@ long long root_behind_sleep(struct server *s)
     long long ended[2];
     int fds[2];
 
-    fds[0] = client_connect(s->port);
-    ck_assert(client_send(fds[0], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+    fds[0] = client_request(s->port, SLEEP_REQUEST);
     long long start = now_ms();
-    fds[1] = client_connect(s->port);
-    ck_assert(client_send(fds[1], NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
+    fds[1] = client_request(s->port, NORMAL_REQUEST);
     receive_each(fds, replies, ended, 2, start, 2 * sleep_seconds * 1000 + wait_ms);
     for (int i = 0; i < 2; i++) {
         close(fds[i]);

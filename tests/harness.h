@@ -95,6 +95,8 @@ struct reply {
 int client_connect(int port);
 /* Sends all of data; false if the server closed or reset the connection first. */
 bool client_send(int fd, const void *data, size_t len);
+/* Connects and sends the whole request; the test fails if the server does not take it. */
+int client_request(int port, const char *request);
 /* Reads until the server ends the stream, an error, or timeout_ms; fills r. */
 void client_receive(int fd, struct reply *r, int timeout_ms);
 /* Closes the socket with a reset (RST) instead of a normal end. */

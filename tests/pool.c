@@ -46,10 +46,8 @@ TEST(four_slow_requests_at_once_fifth_waits)
 
     server_start(&s);
     long long start = now_ms();
-    for (int i = 0; i < 5; i++) {
-        fds[i] = client_connect(s.port);
-        ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
-    }
+    for (int i = 0; i < 5; i++)
+        fds[i] = client_request(s.port, SLEEP_REQUEST);
     receive_each(fds, replies, ended, 5, start, 6 * sleep_seconds * 1000 + wait_ms);
     for (int i = 0; i < 5; i++) {
         close(fds[i]);
@@ -118,10 +116,10 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
     server_start(&s);
     idle_open(&idle, 8, s.port);
     long long start = now_ms();
-    answer.fd = client_connect(s.port);
-    ck_assert(client_send(answer.fd, NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
+    answer.fd = client_request(s.port, NORMAL_REQUEST);
     while (poll(&answer, 1, 0) == 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);
+    ck_assert_msg(poll(&answer, 1, 0) == 1, "the next client got no answer within %lld ms", bound);
     client_receive(answer.fd, &r, wait_ms);
     close(answer.fd);
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
@@ -150,18 +148,15 @@ TEST(survives_clients_leaving_before_slow_answers)
 
     server_start(&s);
     /* Four leave while their answers are being prepared (a worker has each)... */
-    for (int i = 0; i < 4; i++) {
-        fds[i] = client_connect(s.port);
-        ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
-    }
+    for (int i = 0; i < 4; i++)
+        fds[i] = client_request(s.port, SLEEP_REQUEST);
     for (int i = 0; i < 4; i++)
         ck_assert_int_ge(worker_in(server_line(&s, wait_ms)), 0);
     for (int i = 0; i < 4; i++)
         leave(fds[i], i);
     /* ...and four before a worker has even read theirs. */
     for (int i = 0; i < 4; i++) {
-        fds[i] = client_connect(s.port);
-        ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+        fds[i] = client_request(s.port, SLEEP_REQUEST);
         leave(fds[i], i);
     }
     for (int i = 0; i < 4; i++)
@@ -194,8 +189,7 @@ static void flood(struct server *s, int n)
         for (int i = 0; i < FLOOD_AT_ONCE && started < n; i++) {
             if (p[i].fd >= 0)
                 continue;
-            p[i].fd = client_connect(s->port);
-            ck_assert(client_send(p[i].fd, NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
+            p[i].fd = client_request(s->port, NORMAL_REQUEST);
             got[i].len = 0;
             started++;
         }

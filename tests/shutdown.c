@@ -83,8 +83,7 @@ TEST(shuts_down_after_requests)
     struct reply r;
 
     start_with_requests(&s, "2");
-    int slow = client_connect(s.port);
-    ck_assert(client_send(slow, SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+    int slow = client_request(s.port, SLEEP_REQUEST);
     exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r); /* the second: the last */
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     /* The slow request, accepted before the shutdown began, still gets all of its answer. */
@@ -117,10 +116,8 @@ TEST(queued_requests_finish_on_shutdown)
     /* Six slow requests: four run, two wait in the queue when the shutdown begins. */
     start_with_requests(&s, "6");
     long long start = now_ms();
-    for (int i = 0; i < 6; i++) {
-        fds[i] = client_connect(s.port);
-        ck_assert(client_send(fds[i], SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
-    }
+    for (int i = 0; i < 6; i++)
+        fds[i] = client_request(s.port, SLEEP_REQUEST);
     receive_each(fds, replies, ended, 6, start, 3 * sleep_seconds * 1000 + wait_ms);
     for (int i = 0; i < 6; i++) {
         close(fds[i]);
@@ -137,8 +134,7 @@ static void expect_signal_shutdown(int signal_number)
     struct reply r;
 
     start_with_requests(&s, NULL);
-    int slow = client_connect(s.port);
-    ck_assert(client_send(slow, SLEEP_REQUEST, strlen(SLEEP_REQUEST)));
+    int slow = client_request(s.port, SLEEP_REQUEST);
     /* Once a worker has the job, the request is in flight. */
     const char *line = server_line(&s, wait_ms);
     ck_assert_msg(line != NULL && worker_in(line) >= 0, "no worker took the request");
