@@ -9,6 +9,12 @@
 #   make check-valgrind   stage 08 and its pool under valgrind: no memory error, no leak
 #   make check-repeat     the whole suite 20 times in a row (REPEAT=N): no flaky test
 #   make check-clients    curl, python's http.client, ab and headless Chromium against 05-08
+#   make check-real       every stage's real build graded through SERVER=, at 5-second timings
+#   make check-students   the student servers of tests/students/, graded as their `expect` says
+#   make check-grade      make grade and the Gradescope autograder, on real runs
+#   make check-listings   the lessons' listings: each does what its lesson says
+#   make check-docs       the lessons' commands, run, and their quoted outputs, compared
+#   make grade            JUnit XML, results.json and a summary under build/grade/
 #   make diff-05          what stage 05 changes in stage 04
 #   make bench            the benchmark: tables and a picture in build/bench/
 #   make clean            remove build/
@@ -54,13 +60,15 @@ TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_o
            SLEEP_SECONDS=$(if $(SERVER),$(SERVER_SLEEP_SECONDS),$(TEST_SLEEP_SECONDS)) \
            HEAD_TIMEOUT_SECONDS=$(if $(SERVER),$(SERVER_HEAD_TIMEOUT_SECONDS),$(TEST_HEAD_TIMEOUT_SECONDS))
 
-TEST_SOURCES := $(wildcard tests/*.c)
+# pool_header.c only checks a pool.h (link_runner), and is never linked.
+TEST_SOURCES := $(filter-out tests/pool_header.c,$(wildcard tests/*.c))
 TEST_OBJECTS := $(TEST_SOURCES:tests/%.c=$(BUILD)/tests/%.o)
 
-.PHONY: all clean tests check check-lessons check-valgrind check-repeat check-clients bench need-check need-wrk $(STAGES) $(addprefix check-,$(STAGES)) \
+.PHONY: all clean tests check grade $(addprefix grade-,$(STAGES)) check-grade check-listings check-docs check-students check-real $(addprefix real-,$(STAGES)) check-lessons check-valgrind check-repeat check-clients bench need-check need-wrk $(STAGES) $(addprefix check-,$(STAGES)) \
         $(addprefix diff-,$(call stage_number,$(STAGES))) \
         $(addprefix lessons-,$(call stage_number,$(STAGES)))
 .DELETE_ON_ERROR:
+.SECONDEXPANSION:
 
 all: $(addprefix $(BUILD)/,$(STAGES))
 
@@ -83,10 +91,33 @@ $(BUILD)/tests/$(1): $(wildcard $(2)/*.c $(2)/*.h)
 
 # The test runner for the stage: the whole suite, with the stage's pool.c where it has one.
 $(BUILD)/tests/check-$(1): $(TEST_OBJECTS) $(wildcard $(2)/pool.c $(2)/pool.h)
-	$$(CC) $$(STAGE_FLAGS) $$(SANITIZE_FLAGS) $$(CFLAGS) -o $$@ $$(TEST_OBJECTS) \
-	    $$(filter %.c,$$^) $$(CHECK_LIBS) $$(LDFLAGS)
+	$$(call link_runner,$(2))
 endef
 $(foreach stage,$(STAGES),$(eval $(call stage_rules,$(stage),$(call stage_dir,$(stage)))))
+
+# Links a runner with the pool of the folder $(1), if it has one, after checking that its
+# pool.h declares what the tests call (tests/pool_header.c).
+define link_runner
+	$(if $(wildcard $(1)/pool.h),$(CC) $(TEST_FLAGS) -I$(1) -Itests -fsyntax-only \
+	    tests/pool_header.c || { echo "$(1)/pool.h must declare the pool's functions as \
+	    the lesson's pool.h does" >&2; exit 1; })
+	$(CC) $(STAGE_FLAGS) $(SANITIZE_FLAGS) $(CFLAGS) -o $@ $(TEST_OBJECTS) \
+	    $(wildcard $(1)/pool.c) $(CHECK_LIBS) $(LDFLAGS)
+endef
+
+# A grader's own pool: POOL=dir holds its pool.c and pool.h, and the runners for it are built
+# apart, one folder per pool.
+ifneq ($(POOL),)
+POOL_DIR := $(abspath $(POOL))
+POOL_BUILD := $(BUILD)/tests/pool$(subst /,-,$(POOL_DIR))
+$(POOL_BUILD)/check-%: $(TEST_OBJECTS) $(POOL_DIR)/pool.c $(POOL_DIR)/pool.h | need-check
+	@mkdir -p $(@D)
+	$(call link_runner,$(POOL_DIR))
+endif
+# The runner a check uses, and how: with a grader's pool, or, for a grader's server without
+# one, leaving out the tests of the pool's API, which would test the repository's pool.
+runner = $(if $(POOL),$(POOL_BUILD),$(BUILD)/tests)/check-$(1)
+RUNNER_FLAGS = $(if $(SERVER),$(if $(POOL),,--no-pool))
 
 $(STAGES): %: $(BUILD)/%
 	./$(BUILD)/$* $(PORT)
@@ -99,14 +130,102 @@ need-check:
 	@sh tests/need-packages.sh "The tests need" "pkg-config --exists check" check pkg-config
 
 # The stages' runners run side by side (most of their time is spent waiting on slow
-# requests), each one's output shown whole when it ends; make -jN sets its own pace.
+# requests), each one's output shown whole when it ends; make -jN sets its own pace. A
+# CK_RUN_CASE that names the tests of a few stages only is no error in the others. LOGS=dir
+# writes each stage's TAP and XML logs to a file of its own there.
 check:
-	@$(MAKE) --no-print-directory --output-sync=target \
+ifneq ($(SERVER),)
+	@echo "make check runs the tests of every stage against the repository's own stages. To" \
+	    "test your server, name its stage: make check-stepNN SERVER=$(SERVER)" >&2; exit 2
+endif
+ifneq ($(CK_TAP_LOG_FILE_NAME)$(CK_XML_LOG_FILE_NAME),)
+	@echo "make check runs one runner per stage, and each would write the same log file:" \
+	    "give LOGS=dir instead, for a TAP and an XML log per stage" >&2; exit 2
+endif
+	@$(MAKE) --no-print-directory --output-sync=target ALL_STAGES=yes \
 	    $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(words $(STAGES))) \
 	    $(addprefix check-,$(STAGES))
 
-$(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $(BUILD)/tests/check-%
-	$(TEST_ENV) $(BUILD)/tests/check-$* $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*)
+LOG_ENV = $(if $(LOGS),CK_TAP_LOG_FILE_NAME=$(LOGS)/$(1).tap CK_XML_LOG_FILE_NAME=$(LOGS)/$(1).xml)
+$(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $$(call runner,$$*)
+	$(if $(LOGS),@mkdir -p $(LOGS))
+	$(TEST_ENV) $(call LOG_ENV,$*) $(call runner,$*) $(RUNNER_FLAGS) \
+	    $(if $(ALL_STAGES),--allow-none) $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*)
+
+# make grade: the suite's verdict in the formats grading platforms read, written under
+# GRADE_DIR by tests/grade.py from each runner's Check XML: JUnit XML (junit.xml), Gradescope's
+# results.json, and a summary of points per lesson (summary.txt). SERVER=path STAGE=NN grades
+# a grader's server, POOL=dir its pool as well; with neither, the repository's own stages are
+# graded. A pool that does not build is graded as failing its pool tests, with the compiler's
+# words; SERVER_BUILD_LOG=file (with SERVER_BUILD_STATUS, its exit status) does the same for a
+# server that did not build. The files are written whatever the server does.
+GRADE_DIR = $(BUILD)/grade
+GRADE_STAGES = $(if $(SERVER),$(STAGE),$(call stage_number,$(STAGES)))
+grade: $(BUILD)/tests/check-step01
+ifneq ($(SERVER),)
+ifeq ($(filter $(STAGE),$(call stage_number,$(STAGES))),)
+	@echo "make grade SERVER=... needs STAGE=NN, the stage the server is for (01 to 08)" >&2; exit 2
+endif
+endif
+	@rm -rf $(GRADE_DIR) && mkdir -p $(GRADE_DIR)
+	@$(BUILD)/tests/check-step01 --list > $(GRADE_DIR)/table.json
+	$(if $(SERVER_BUILD_LOG),@cp $(SERVER_BUILD_LOG) $(GRADE_DIR)/server-build.log && \
+	    echo $(or $(SERVER_BUILD_STATUS),1) > $(GRADE_DIR)/server-build.status)
+	@$(MAKE) --no-print-directory --output-sync=target -j$(words $(GRADE_STAGES)) \
+	    $(addprefix grade-step,$(GRADE_STAGES))
+	python3 tests/grade.py $(GRADE_DIR) $(addprefix step,$(GRADE_STAGES))
+
+# One stage's run for make grade: its runner's log, exit status and options go to GRADE_DIR.
+# A grader's pool that does not build leaves the compiler's words in pool-build.log, and the
+# run goes on without it.
+$(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),,$(BUILD)/tests/%)
+	@runner=$(BUILD)/tests/check-$*; flags="$(RUNNER_FLAGS)"; \
+	if [ -n "$(POOL)" ]; then \
+	    if [ ! -f $(POOL_DIR)/pool.c ] || [ ! -f $(POOL_DIR)/pool.h ]; then \
+	        echo "POOL=$(POOL): there is no pool.c and pool.h in that folder" \
+	            > $(GRADE_DIR)/pool-build.log; \
+	        echo 1 > $(GRADE_DIR)/pool-build.status; flags=--no-pool; \
+	    elif $(MAKE) -s --no-print-directory $(call runner,$*) > $(GRADE_DIR)/pool-build.log 2>&1; \
+	    then runner=$(call runner,$*); \
+	    else echo 1 > $(GRADE_DIR)/pool-build.status; flags=--no-pool; fi; \
+	fi; \
+	echo "$$flags" > $(GRADE_DIR)/$*.flags; \
+	$(TEST_ENV) CK_XML_LOG_FILE_NAME=$(GRADE_DIR)/$*.xml CK_TAP_LOG_FILE_NAME=$(GRADE_DIR)/$*.tap \
+	    $$runner $$flags $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
+	    > $(GRADE_DIR)/$*.log 2>&1; \
+	echo $$? > $(GRADE_DIR)/$*.status; \
+	tail -n 1 $(GRADE_DIR)/$*.log
+
+# Every stage's real build (5-second sleep and head timeout) graded as a student's server is:
+# through SERVER=, at the stages' own timings, each stage's runner beside the others.
+check-real: all tests
+	@$(MAKE) --no-print-directory --output-sync=target -j$(words $(STAGES)) \
+	    $(addprefix real-,$(STAGES))
+
+$(addprefix real-,$(STAGES)): real-%:
+	@$(MAKE) --no-print-directory check-$* SERVER=$(BUILD)/$*
+
+# make grade and the Gradescope autograder, tested on real runs with a real JUnit reader
+# (Debian's python3-junitparser, which Debian's own python3 sees).
+check-grade: all tests
+	/usr/bin/python3 tests/check_grade.py
+
+# The suite tried as a grader uses it: every server of tests/students/, written as students
+# write them, must be graded as its file `expect` says (the correct ones pass, each mistaken
+# one fails naming its mistake, each in bounded time).
+check-students: all tests
+	python3 tests/students.py
+
+# The lessons tested like code: their listings (make check-listings) and their commands and
+# quoted outputs (make check-docs).
+check-listings: all tests
+	python3 tests/listings.py
+
+check-docs: all tests
+	@sh tests/need-packages.sh "make check-docs needs" \
+	    "command -v curl && command -v ss && command -v valgrind && command -v pkill && nc -h 2>&1 | grep -q OpenBSD" \
+	    curl netcat-openbsd iproute2 valgrind procps
+	python3 tests/docs.py $(DOCS)
 
 # Stage 08 under valgrind's memcheck. The tests of these lessons run the server through a
 # wrapper that starts it under valgrind; from stage 08 on, every test stops its server with

@@ -22,7 +22,8 @@
 #define BACKLOG 511
 /* The most a request head may take: request line, headers and the empty line. */
 #define HEAD_MAX 8192
-/* How long a graceful close may go on reading what the client still sends. */
+/* How long a graceful close may go on reading what the client still sends: at most
+   LINGER_READS reads, each after a wait of at most LINGER_MS, so 2 seconds in all. */
 #define LINGER_READS 8
 #define LINGER_MS 250
 
@@ -197,9 +198,11 @@ static void close_gracefully(int fd)
 
     if (poll(&client, 1, 0) > 0) {
         shutdown(fd, SHUT_WR);
-        for (int i = 0; i < LINGER_READS; i++) {
-            if (read(fd, scrap, sizeof scrap) <= 0 || poll(&client, 1, LINGER_MS) <= 0)
-                break;
+        for (int reads = 0; reads < LINGER_READS; reads++) {
+            if (poll(&client, 1, LINGER_MS) <= 0)
+                break; /* nothing more came for LINGER_MS */
+            if (read(fd, scrap, sizeof scrap) <= 0)
+                break; /* the client has closed its side, or the connection failed */
         }
     }
     close(fd);

@@ -1,8 +1,9 @@
 /*
- * Stage 06: a slow request.
+ * Stage 06: slow requests and slow clients.
  *
- * "GET /sleep HTTP/1.1" waits SLEEP_SECONDS before it gets the hello page. The server still
- * has one thread, so while it sleeps, every other client waits too.
+ * "GET /sleep HTTP/1.1" waits SLEEP_SECONDS before it gets the hello page, and a client has
+ * HEAD_TIMEOUT_SECONDS to send its whole request head. The server still has one thread, so
+ * while it sleeps, or waits for a slow client, every other client waits too.
  * The lesson is in README.md beside this file.
  */
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_PORT 7878
@@ -26,15 +28,20 @@
 #define PAGE_MAX 16384
 /* Room for the status line and headers in front of a page. */
 #define RESPONSE_HEAD_MAX 256
-/* How long a graceful close may go on reading what the client still sends. */
+/* How long a graceful close may go on reading what the client still sends: at most
+   LINGER_READS reads, each after a wait of at most LINGER_MS, so 2 seconds in all. */
 #define LINGER_READS 8
 #define LINGER_MS 250
 /* How long GET /sleep takes; the tests build the stage with a shorter sleep. */
 #ifndef SLEEP_SECONDS
 #define SLEEP_SECONDS 5
 #endif
+/* How long a client may take to send its whole head; the tests build it shorter too. */
+#ifndef HEAD_TIMEOUT_SECONDS
+#define HEAD_TIMEOUT_SECONDS 5
+#endif
 
-enum head_result { HEAD_DONE, HEAD_TOO_LONG, HEAD_FAILED };
+enum head_result { HEAD_DONE, HEAD_TOO_LONG, HEAD_TIMED_OUT, HEAD_FAILED };
 
 /* Reads a whole decimal number from min to max: no sign, no spaces, nothing after it. */
 static bool parse_number(const char *text, long min, long max, long *value)
@@ -98,14 +105,38 @@ static bool ends_empty_line(const char *head, size_t i)
     return i == 0 || head[i - 1] == '\n';
 }
 
+/* Milliseconds from now until deadline, on the monotonic clock; 0 once it has passed. */
+static int ms_until(const struct timespec *deadline)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms =
+        (deadline->tv_sec - now.tv_sec) * 1000LL + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+    return ms > 0 ? (int)ms : 0;
+}
+
 /* Reads the request head, up to and including the empty line that ends it, into
    head[HEAD_MAX], and stores its length in *len. The end of the stream ends the head too,
    as it ends the reference's lines(). A head that does not fit is not read any further. */
 static enum head_result read_head(int fd, char *head, size_t *len)
 {
+    struct pollfd client = {.fd = fd, .events = POLLIN};
+    struct timespec deadline;
     size_t used = 0;
 
+    /* A client that sends nothing, or one byte now and then, would keep this thread waiting
+       for as long as it likes: the whole head must arrive before this deadline. */
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += HEAD_TIMEOUT_SECONDS;
     while (used < HEAD_MAX) {
+        int ready = poll(&client, 1, ms_until(&deadline));
+        if (ready == 0)
+            return HEAD_TIMED_OUT;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0)
+            return HEAD_FAILED;
         ssize_t n = read(fd, head + used, HEAD_MAX - used);
         if (n == 0)
             break;
@@ -173,6 +204,13 @@ static void send_response(int fd, const char *status_line, const char *body, siz
         snprintf(response, RESPONSE_HEAD_MAX,
                  "%s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status_line, body_len);
 
+    /* snprintf returns the length the head would have had, even when it had to cut it short:
+       the body must not go after a head that did not fit. */
+    if (head_len < 0 || head_len >= RESPONSE_HEAD_MAX) {
+        fprintf(stderr, "the head of \"%s\" does not fit in %d bytes\n", status_line,
+                RESPONSE_HEAD_MAX);
+        return;
+    }
     memcpy(response + head_len, body, body_len);
     if (!write_all(fd, response, (size_t)head_len + body_len))
         perror("write");
@@ -183,24 +221,23 @@ static void send_response(int fd, const char *status_line, const char *body, siz
 static bool read_page(const char *path, char *page, size_t *len)
 {
     int fd = open(path, O_RDONLY);
-    ssize_t n = 1;
     int error = 0;
 
     if (fd < 0)
         return false;
-    /* read() may return fewer bytes than asked for: go on until the end of the file (a read
-       of 0 bytes) or until the page is full. */
-    for (*len = 0; n != 0 && *len < PAGE_MAX;) {
-        n = read(fd, page + *len, PAGE_MAX - *len);
-        if (n > 0)
-            *len += (size_t)n;
-        else if (n < 0 && errno != EINTR)
+    /* read() may return fewer bytes than asked for: go on until the end of the file, which a
+       read of 0 bytes reports, or an error, or a full page. */
+    for (*len = 0; error == 0;) {
+        ssize_t n = read(fd, page + *len, PAGE_MAX - *len);
+        if (n == 0)
             break;
+        if (n < 0 && errno != EINTR)
+            error = errno;
+        else if (n > 0)
+            *len += (size_t)n;
+        if (*len == PAGE_MAX)
+            error = EFBIG; /* it may go on: refuse it rather than send a part */
     }
-    if (n < 0)
-        error = errno;
-    else if (*len == PAGE_MAX)
-        error = EFBIG; /* it may go on: refuse it rather than send a part */
     close(fd);
     errno = error;
     return error == 0;
@@ -233,9 +270,11 @@ static void close_gracefully(int fd)
 
     if (poll(&client, 1, 0) > 0) {
         shutdown(fd, SHUT_WR);
-        for (int i = 0; i < LINGER_READS; i++) {
-            if (read(fd, scrap, sizeof scrap) <= 0 || poll(&client, 1, LINGER_MS) <= 0)
-                break;
+        for (int reads = 0; reads < LINGER_READS; reads++) {
+            if (poll(&client, 1, LINGER_MS) <= 0)
+                break; /* nothing more came for LINGER_MS */
+            if (read(fd, scrap, sizeof scrap) <= 0)
+                break; /* the client has closed its side, or the connection failed */
         }
     }
     close(fd);
@@ -272,10 +311,17 @@ static void handle_connection(int stream)
     } else if (result == HEAD_TOO_LONG) {
         const char *body = "The request head is too large.\n";
         send_response(stream, "HTTP/1.1 431 Request Header Fields Too Large", body, strlen(body));
+    } else if (result == HEAD_TIMED_OUT) {
+        fprintf(stderr, "no request within %d s: connection closed\n", HEAD_TIMEOUT_SECONDS);
     } else {
         perror("read");
     }
-    close_gracefully(stream);
+    /* After a timeout nothing was sent, so there is no answer to keep safe: close at once,
+       rather than linger with a client that is already too slow. */
+    if (result == HEAD_TIMED_OUT)
+        close(stream);
+    else
+        close_gracefully(stream);
 }
 
 int main(int argc, char **argv)

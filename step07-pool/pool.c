@@ -28,10 +28,14 @@ typedef struct Worker {
 
 /* The pool: one queue, shared by all its workers, and the workers themselves. */
 struct ThreadPool {
-    pthread_mutex_t lock; /* guards the queue */
+    /* The queue, oldest job first, and what guards it: the mutex, and the condition variable
+       on which idle workers wait until a job is queued. */
+    pthread_mutex_t lock;
     pthread_cond_t job_queued;
-    Job *first, *last; /* the queue, oldest job first */
-    Worker workers[];  /* as many as thread_pool_new was asked for */
+    Job *first, *last;
+    /* The workers, as many as thread_pool_new was asked for: a flexible array member, which
+       takes its room from the same allocation as the pool. */
+    Worker workers[];
 };
 
 /* The pthread calls that lock, wait and signal fail only in a broken program (a mutex used
@@ -80,6 +84,9 @@ ThreadPool *thread_pool_new(size_t num_threads)
     ThreadPool *pool;
     int error;
 
+    /* One allocation holds the pool and its workers[], as the reference's
+       Vec::with_capacity(num_threads) allocates once. Its size is a product, which must not
+       wrap around past SIZE_MAX to a small number: check before multiplying. */
     if (num_threads == 0 || num_threads > (SIZE_MAX - sizeof *pool) / sizeof(Worker)) {
         errno = num_threads == 0 ? EINVAL : ENOMEM;
         return NULL;

@@ -36,7 +36,8 @@
 #define PAGE_MAX 16384
 /* Room for the status line and headers in front of a page. */
 #define RESPONSE_HEAD_MAX 256
-/* How long a graceful close may go on reading what the client still sends. */
+/* How long a graceful close may go on reading what the client still sends: at most
+   LINGER_READS reads, each after a wait of at most LINGER_MS, so 2 seconds in all. */
 #define LINGER_READS 8
 #define LINGER_MS 250
 /* How long GET /sleep takes; the tests build the stage with a shorter sleep. */
@@ -136,8 +137,8 @@ static enum head_result read_head(int fd, char *head, size_t *len)
     struct timespec deadline;
     size_t used = 0;
 
-    /* While a client sends nothing, or one byte now and then, it holds a worker: the whole
-       head must arrive before this deadline. */
+    /* A client that sends nothing, or one byte now and then, would keep this thread waiting
+       for as long as it likes: the whole head must arrive before this deadline. */
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += HEAD_TIMEOUT_SECONDS;
     while (used < HEAD_MAX) {
@@ -215,6 +216,13 @@ static void send_response(int fd, const char *status_line, const char *body, siz
         snprintf(response, RESPONSE_HEAD_MAX,
                  "%s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status_line, body_len);
 
+    /* snprintf returns the length the head would have had, even when it had to cut it short:
+       the body must not go after a head that did not fit. */
+    if (head_len < 0 || head_len >= RESPONSE_HEAD_MAX) {
+        fprintf(stderr, "the head of \"%s\" does not fit in %d bytes\n", status_line,
+                RESPONSE_HEAD_MAX);
+        return;
+    }
     memcpy(response + head_len, body, body_len);
     if (!write_all(fd, response, (size_t)head_len + body_len))
         perror("write");
@@ -225,24 +233,23 @@ static void send_response(int fd, const char *status_line, const char *body, siz
 static bool read_page(const char *path, char *page, size_t *len)
 {
     int fd = open(path, O_RDONLY);
-    ssize_t n = 1;
     int error = 0;
 
     if (fd < 0)
         return false;
-    /* read() may return fewer bytes than asked for: go on until the end of the file (a read
-       of 0 bytes) or until the page is full. */
-    for (*len = 0; n != 0 && *len < PAGE_MAX;) {
-        n = read(fd, page + *len, PAGE_MAX - *len);
-        if (n > 0)
-            *len += (size_t)n;
-        else if (n < 0 && errno != EINTR)
+    /* read() may return fewer bytes than asked for: go on until the end of the file, which a
+       read of 0 bytes reports, or an error, or a full page. */
+    for (*len = 0; error == 0;) {
+        ssize_t n = read(fd, page + *len, PAGE_MAX - *len);
+        if (n == 0)
             break;
+        if (n < 0 && errno != EINTR)
+            error = errno;
+        else if (n > 0)
+            *len += (size_t)n;
+        if (*len == PAGE_MAX)
+            error = EFBIG; /* it may go on: refuse it rather than send a part */
     }
-    if (n < 0)
-        error = errno;
-    else if (*len == PAGE_MAX)
-        error = EFBIG; /* it may go on: refuse it rather than send a part */
     close(fd);
     errno = error;
     return error == 0;
@@ -275,9 +282,11 @@ static void close_gracefully(int fd)
 
     if (poll(&client, 1, 0) > 0) {
         shutdown(fd, SHUT_WR);
-        for (int i = 0; i < LINGER_READS; i++) {
-            if (read(fd, scrap, sizeof scrap) <= 0 || poll(&client, 1, LINGER_MS) <= 0)
-                break;
+        for (int reads = 0; reads < LINGER_READS; reads++) {
+            if (poll(&client, 1, LINGER_MS) <= 0)
+                break; /* nothing more came for LINGER_MS */
+            if (read(fd, scrap, sizeof scrap) <= 0)
+                break; /* the client has closed its side, or the connection failed */
         }
     }
     close(fd);

@@ -1,6 +1,7 @@
 /*
- * The test harness: runs a stage's real binary, talks to it over raw TCP and reads what
- * it logs. Every test uses it; see README.md beside this file.
+ * The test harness: runs a stage's real binary (or a student's), talks to it over raw TCP,
+ * reads what it logs, and says what went wrong when a test fails. Every test uses it; see
+ * README.md beside this file.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
@@ -16,14 +17,71 @@ extern const char *server_path;
 /* The repository root, where www/ is: servers run from there unless a test says otherwise. */
 extern const char *root_dir;
 /* How long the server under test takes for GET /sleep, and how long it waits for a request
-   head (stage 07 on): from SLEEP_SECONDS and HEAD_TIMEOUT_SECONDS in the environment, which
-   make check sets to the test build's; the stages' own values otherwise. */
+   head (stage 06 on): from SLEEP_SECONDS and HEAD_TIMEOUT_SECONDS in the environment, which
+   make sets; the stages' own values (5 s each) otherwise. Every wait for something slow is
+   derived from these. */
 extern int sleep_seconds, head_timeout_seconds;
+/* Check's CK_TIMEOUT_MULTIPLIER (1 unless set): every wait is scaled by it. */
+extern double time_multiplier;
 
-/* How long to wait for anything a healthy server does at once: 3 s, long enough even under
-   a sanitizer on a loaded machine, short enough that a test fails before Check's timeout
-   stops it. Check's CK_TIMEOUT_MULTIPLIER scales it with the timeouts (under valgrind). */
-extern int wait_ms;
+/* ---- Time ----------------------------------------------------------------------------- */
+
+/* The monotonic clock, in milliseconds. */
+long long now_ms(void);
+/* How long to wait for anything a healthy server does at once: 3 s. Once a few such waits in
+   this run have timed out, the server is not healthy, and the rest wait 0.5 s, so that a
+   broken server is graded in bounded time. (Both scaled by the multiplier.) */
+int patience(void);
+/* The deadline for a wait of ms from now: never later than the end of the test (so that a
+   test fails with its own message before Check's timeout) or of the whole run. */
+long long deadline_in(long long ms);
+/* Milliseconds left before deadline, for poll(): never negative. */
+int ms_left(long long deadline);
+/* Records that a wait for something a healthy server does at once timed out. */
+void note_timeout(void);
+
+/* How long a test may take before Check stops it, in seconds, from the timings above. */
+double test_timeout_seconds(void);
+
+/* The runner calls these: harness_begin() before the tests (state shared by every test it
+   runs, a scratch folder), harness_test_setup() at the start of each test (Check's checked
+   fixture), harness_end() after them all (removes the scratch folder, reports the run). */
+void harness_begin(void);
+void harness_test_setup(void);
+void harness_end(void);
+/* A folder of its own for the test, inside the run's scratch folder, removed by
+   harness_end() whatever happens to the test. */
+const char *scratch_folder(const char *name);
+
+/* ---- Failures ------------------------------------------------------------------------- */
+
+/* Fails the test with a message that also says what the test last sent, how the server is
+   (running, exited, killed by a signal), what it wrote on stderr, and a hint at the lesson
+   to read (hint may be NULL; one is added by itself for a few mistakes, such as a server
+   killed by SIGPIPE). */
+void flunk_at(const char *file, int line, const char *hint, const char *format,
+              ...) CK_ATTRIBUTE_NORETURN CK_ATTRIBUTE_FORMAT(printf, 4, 5);
+#define flunk(hint, ...) flunk_at(__FILE__, __LINE__, hint, __VA_ARGS__)
+#define expect(condition, ...)                                                                     \
+    ((condition) ? (void)0 : flunk_at(__FILE__, __LINE__, NULL, __VA_ARGS__))
+#define expect_hinted(condition, hint, ...)                                                        \
+    ((condition) ? (void)0 : flunk_at(__FILE__, __LINE__, hint, __VA_ARGS__))
+
+/* Says what the test is sending, for the failure messages: the bytes of a request (the
+   harness notes the requests it sends itself), or the name of a case. */
+void note_sent(const void *bytes, size_t len);
+void note_case(const char *format, ...) CK_ATTRIBUTE_FORMAT(printf, 1, 2);
+
+/* The hints: each names the mistake it suspects and the lesson section that explains it. */
+extern const char HINT_LISTENING[], HINT_SETUP[], HINT_LOOPBACK[], HINT_RESET[], HINT_SIGPIPE[],
+    HINT_CLOSE[], HINT_NO_ANSWER[], HINT_NO_PRINT[], HINT_HEAD_MAX[], HINT_PAGE_ERROR[],
+    HINT_EXACT_LINE[], HINT_HEAD_TIMEOUT[], HINT_LOCK_HELD[], HINT_POOL_SIZE[],
+    HINT_THREAD_PER_CONNECTION[], HINT_NO_JOIN[], HINT_QUEUED_JOBS[], HINT_STOP_SIGNALS[];
+
+/* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
+const char *shown(const char *bytes, size_t len);
+
+/* ---- Servers -------------------------------------------------------------------------- */
 
 /* What a process wrote to one of its outputs, and how much of it the test has consumed. */
 struct output {
@@ -51,15 +109,17 @@ void server_start_with_fd_limit(struct server *s, int fd_limit);
 void server_wait_listening(struct server *s);
 /* Waits up to timeout_ms for the server to exit; returns false if it has not. */
 bool server_wait_exit(struct server *s, int timeout_ms);
-/* Asserts the server is still running (it did not crash), then kills and reaps it; from
+/* Asserts the server is still running (it did not crash), then stops and reaps it; from
    stage 08 on, stops it with SIGTERM and asserts that it exits with status 0. */
 void server_stop(struct server *s);
 /* Releases what the harness holds for a server that has exited (server_wait_exit). */
 void server_stop_exited(struct server *s);
-/* A line of the server's /proc/PID/status in kB, e.g. "VmHWM" (its peak resident memory). */
-long server_memory_kb(struct server *s, const char *field);
+/* A line of the server's /proc/PID/status, e.g. "VmHWM" (peak memory, kB) or "Threads". */
+long server_status_field(struct server *s, const char *field);
 /* How many files the server has open, from /proc/PID/fd. */
 int server_open_files(struct server *s);
+/* The CPU time the server has used so far, user and system, in milliseconds. */
+long long server_cpu_ms(struct server *s);
 
 /* The next whole line the server printed on stdout (without its '\n'), waiting up to
    timeout_ms; NULL if none came. The text stays valid until the next call. */
@@ -68,6 +128,9 @@ const char *server_line(struct server *s, int timeout_ms);
 int worker_in(const char *line);
 /* Asserts that the next stdout line is exactly line. */
 void expect_log(struct server *s, const char *line);
+/* Asserts that the next stdout line is a worker's "Worker N got a job; executing..." line,
+   N from 0 to 3, waiting up to timeout_ms; returns N. */
+int expect_worker_line(struct server *s, int timeout_ms);
 /* Asserts that the server has printed nothing on stdout that the test has not consumed. */
 void expect_quiet(struct server *s);
 /* Everything the server has printed on stderr so far. */
@@ -77,13 +140,15 @@ bool server_said(struct server *s, const char *text, int timeout_ms);
 /* The same for its stdout, whether or not the test has read that far with server_line. */
 bool server_printed(struct server *s, const char *text, int timeout_ms);
 
+/* ---- Clients -------------------------------------------------------------------------- */
+
 /* What a client received on one connection. */
 #define REPLY_MAX 65536
 struct reply {
     char bytes[REPLY_MAX];
     size_t len;
     bool closed; /* ended by the server's end-of-stream (FIN) */
-    int error;   /* or by this errno, e.g. ECONNRESET; 0 for none */
+    int error;   /* or by this errno, e.g. ECONNRESET; ETIMEDOUT when it did not end */
 };
 
 /* The most a stage reads as a request head, empty line included: a longer head is refused. */
@@ -93,7 +158,8 @@ struct reply {
 
 /* A connected client socket; the test fails if the server does not accept. */
 int client_connect(int port);
-/* Sends all of data; false if the server closed or reset the connection first. */
+/* Sends all of data; false if the server closed or reset the connection first, or took
+   nothing for patience() ms. */
 bool client_send(int fd, const void *data, size_t len);
 /* Connects and sends the whole request; the test fails if the server does not take it. */
 int client_request(int port, const char *request);
@@ -101,8 +167,10 @@ int client_request(int port, const char *request);
 void client_receive(int fd, struct reply *r, int timeout_ms);
 /* Closes the socket with a reset (RST) instead of a normal end. */
 void client_reset(int fd);
-/* Connects, sends request, reads the whole reply and closes. */
+/* Connects, sends request, reads the whole reply (up to patience() ms) and closes. */
 void exchange(struct server *s, const void *request, size_t len, struct reply *r);
+/* How a reply ended, for a message: "the server's end of stream", "a reset (...)". */
+const char *reply_end(const struct reply *r);
 
 /* Asserts that the reply is exactly the bytes expected, then a clean end of stream. */
 void expect_reply(const struct reply *r, const char *expected, size_t len);
@@ -131,8 +199,9 @@ void expect_served(struct server *s);
 #define SLEEP_REQUEST "GET /sleep HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 long long root_behind_sleep(struct server *s);
 
-/* Idle clients (stage 07 on): half of them send nothing, the other half trickle a head that
-   never ends, a byte at each idle_tick(). Each one holds a worker until the head timeout. */
+/* Idle clients (stage 06 on): every other one, from the first, trickles a head that never
+   ends, a byte at each idle_tick(); the rest send nothing. Each one holds a thread until the
+   head timeout. */
 #define IDLE_MAX 16
 struct idle_clients {
     int n;
@@ -146,20 +215,14 @@ void idle_tick(struct idle_clients *c, int ms);
 void idle_close(struct idle_clients *c);
 
 /* Reads from n connections at once until each has ended, an error, or timeout_ms; records
-   when each reply ended, in milliseconds since start_ms. */
+   when each reply ended, in milliseconds since start_ms (-1 for one that did not end). */
 void receive_each(const int fds[], struct reply replies[], long long ended_ms[], int n,
                   long long start_ms, int timeout_ms);
-
-/* The monotonic clock, in milliseconds. */
-long long now_ms(void);
 
 /* Sends what this process prints on stdout to a temporary file until stdout_captured(),
    which returns all of it (a thread pool prints its log lines there). */
 void capture_stdout(void);
 const char *stdout_captured(void);
-
-/* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
-const char *shown(const char *bytes, size_t len);
 
 /* Declares a test of the table in tests.h. */
 #define TEST(name) void name(int _i CK_ATTRIBUTE_UNUSED)

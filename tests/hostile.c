@@ -94,6 +94,11 @@ static const struct hostile_case cases[] = {
 };
 const int hostile_case_count = sizeof cases / sizeof cases[0];
 
+const char *hostile_case_name(int i)
+{
+    return cases[i].name;
+}
+
 /* How much the server's peak memory may grow while it handles one hostile input, or a
    whole random round: far less than the big inputs, which a server that kept what it read
    would hold whole. */
@@ -201,19 +206,23 @@ static void expect_answer(const struct reply *r, const char *input, size_t n, si
     static struct reply ended;
     enum answer owed = answer_owed(input, n, total);
     size_t head;
+    bool fits = head_fits(input, n, total, &head);
 
-    if (!head_fits(input, n, total, &head))
+    if (!fits)
         head = HEAD_MAX;
     ended = *r;
     if (ended.error == ECONNRESET && total - head > LINGER_MAX) {
         ended.closed = true;
         ended.error = 0;
     }
-    ck_assert_msg(r->error != ETIMEDOUT, "%s: the connection was still open after %d ms", what,
-                  wait_ms);
+    expect_hinted(r->error != ETIMEDOUT,
+                  !fits        ? HINT_HEAD_MAX
+                  : r->len > 0 ? HINT_CLOSE
+                               : HINT_NO_ANSWER,
+                  "%s: the connection was still open after %d ms%s%s", what, patience(),
+                  r->len > 0 ? ", after the bytes " : "", shown(r->bytes, r->len));
     if (owed == NOTHING)
-        ck_assert_msg(r->len == 0, "%s: expected no answer, got \"%s\"", what,
-                      shown(r->bytes, r->len));
+        expect(r->len == 0, "%s: expected no answer, got \"%s\"", what, shown(r->bytes, r->len));
     else if (owed == STATUS_LINE_ONLY)
         expect_reply(&ended, "HTTP/1.1 200 OK\r\n\r\n", 19);
     else if (owed == HELLO_PAGE)
@@ -235,8 +244,11 @@ static const char *expect_printable_log(struct server *s, const char *what)
     first[0] = '\0';
     for (int i = 0; (line = server_line(s, 0)) != NULL; i++) {
         for (const char *at = line; *at != '\0'; at++)
-            ck_assert_msg(*at >= ' ' && *at <= '~', "%s: the log holds the byte \\x%02x: %s", what,
-                          (unsigned char)*at, shown(line, strlen(line)));
+            expect(*at >= ' ' && *at <= '~',
+                   "%s: the log holds the byte \\x%02x, which could drive a terminal: %s; every "
+                   "byte outside printable ASCII is printed as \\xNN (stage 02's lesson, \"Bytes "
+                   "are not text\")",
+                   what, (unsigned char)*at, shown(line, strlen(line)));
         if (i == 0)
             snprintf(first, sizeof first, "%s", line);
     }
@@ -254,8 +266,9 @@ TEST(survives_hostile_input)
 
     input_bytes(c, 0, input, n);
     server_start(&s);
-    long memory = server_memory_kb(&s, "VmHWM");
+    long memory = server_status_field(&s, "VmHWM");
     int fd = client_connect(s.port);
+    note_case("hostile case %d, %s (%zu bytes)", _i, c->name, total);
     send_input(fd, c);
     if (c->how == CLOSE) {
         close(fd);
@@ -263,29 +276,32 @@ TEST(survives_hostile_input)
         client_reset(fd);
     } else if (c->how == RESET_ON_ANSWER) {
         answer.fd = fd;
-        ck_assert_msg(poll(&answer, 1, wait_ms) == 1, "%s: no answer", c->name);
+        expect(poll(&answer, 1, patience()) == 1, "%s: no answer within %d ms", c->name,
+               patience());
         client_reset(fd);
     } else {
         if (c->how == HALF_CLOSE)
             shutdown(fd, SHUT_WR);
-        client_receive(fd, &r, wait_ms);
+        client_receive(fd, &r, patience());
         close(fd);
         expect_answer(&r, input, n, total, c->name);
         if (stage <= 4 && answer_owed(input, n, total) != NOTHING)
-            ck_assert_msg(strncmp(expect_printable_log(&s, c->name), "Request: [", 10) == 0,
-                          "%s: the request was not printed", c->name);
+            expect(strncmp(expect_printable_log(&s, c->name), "Request: [", 10) == 0,
+                   "%s: the request was not printed", c->name);
     }
-    long growth = server_memory_kb(&s, "VmHWM") - memory;
-    ck_assert_msg(growth < MEMORY_GROWTH_MAX_KB, "%s: the server's memory grew by %ld kB", c->name,
-                  growth);
+    long growth = server_status_field(&s, "VmHWM") - memory;
+    expect_hinted(growth < MEMORY_GROWTH_MAX_KB, HINT_HEAD_MAX,
+                  "%s: the server's peak memory grew by %ld kB while it read %zu bytes", c->name,
+                  growth, total);
     if (stage <= 4)
         expect_printable_log(&s, c->name);
     expect_served(&s);
     server_stop(&s);
 }
 
-/* The random round: valid requests, mutated. */
+/* The random round: valid requests, mutated, at most so many, for at most so long. */
 #define MUTATIONS 3000
+#define MUTATIONS_MS 10000
 /* Room for a mutated request: more than HEAD_MAX, so that some are too long. */
 #define MUTANT_MAX (2 * HEAD_MAX)
 
@@ -368,31 +384,38 @@ TEST(survives_random_mutations)
     unsigned long long seed = given != NULL ? strtoull(given, NULL, 10)
                                             : (unsigned long long)time(NULL) ^ (unsigned)getpid();
     struct server s;
+    int done = 0;
 
     printf("random round: seed %llu (HOSTILE_SEED=%llu replays it)\n", seed, seed);
     fflush(stdout);
     random_state = seed != 0 ? seed : 1;
     server_start(&s);
-    long memory = server_memory_kb(&s, "VmHWM");
-    for (int i = 0; i < MUTATIONS; i++) {
+    long memory = server_status_field(&s, "VmHWM");
+    /* MUTATIONS, or as many as fit in MUTATIONS_MS: a slow machine, or a sanitizer, does
+       fewer, and the round still ends in time. */
+    long long stop = deadline_in((long long)(MUTATIONS_MS * time_multiplier));
+    for (; done < MUTATIONS && (done == 0 || now_ms() < stop); done++) {
         const struct bytes *base = &valid[random_below(sizeof valid / sizeof valid[0])];
         size_t len = base->len;
         memcpy(mutant, base->at, len);
         for (size_t count = 1 + random_below(4); count > 0; count--)
             len = mutate(mutant, len);
-        snprintf(what, sizeof what, "seed %llu, mutation %d (%zu bytes)", seed, i, len);
+        snprintf(what, sizeof what, "seed %llu, mutation %d (%zu bytes)", seed, done, len);
 
         int fd = client_connect(s.port);
+        note_sent(mutant, len);
         client_send(fd, mutant, len);
         shutdown(fd, SHUT_WR);
-        client_receive(fd, &r, wait_ms);
+        client_receive(fd, &r, patience());
         close(fd);
         expect_answer(&r, mutant, len < HEAD_MAX + 1 ? len : HEAD_MAX + 1, len, what);
         if (stage <= 4)
             expect_printable_log(&s, what);
     }
-    long growth = server_memory_kb(&s, "VmHWM") - memory;
-    ck_assert_msg(growth < MEMORY_GROWTH_MAX_KB, "the server's memory grew by %ld kB", growth);
+    long growth = server_status_field(&s, "VmHWM") - memory;
+    expect_hinted(growth < MEMORY_GROWTH_MAX_KB, HINT_HEAD_MAX,
+                  "the server's peak memory grew by %ld kB in %d mutated requests", growth, done);
+    note_case("after %d mutated requests, a normal one", done);
     expect_served(&s);
     server_stop(&s);
 }

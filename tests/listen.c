@@ -17,20 +17,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Asserts that the server exits at once with status 1, one line on stderr (exactly
-   expected, when given) and nothing on stdout. */
-static void expect_setup_error(struct server *s, const char *expected)
+/* Asserts that the server exits at once with status 1, one line on stderr and nothing on
+   stdout. The line's words are the server's own, but it must name each of the given pieces
+   (a NULL-terminated list, which may be empty): the address, the system's reason. */
+static void expect_setup_error(struct server *s, const char *const pieces[])
 {
-    ck_assert_msg(server_wait_exit(s, wait_ms), "the server did not exit");
-    ck_assert_msg(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 1,
-                  "expected exit status 1, got raw status %d", s->status);
-    ck_assert_msg(s->out.len == 0, "nothing belongs on stdout, got: %s",
+    if (!server_wait_exit(s, patience()))
+        flunk(HINT_SETUP,
+              "the server did not exit within %d ms; expected one line on stderr and "
+              "exit status 1",
+              patience());
+    expect_hinted(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 1, HINT_SETUP,
+                  "expected exit status 1");
+    expect_hinted(s->out.len == 0, HINT_SETUP, "nothing belongs on stdout, got: %s",
                   shown(s->out.text, s->out.len));
     char *newline = strchr(s->err.text, '\n');
-    ck_assert_msg(s->err.len > 1 && newline == s->err.text + s->err.len - 1,
-                  "expected one line on stderr, got: %s", shown(s->err.text, s->err.len));
-    if (expected != NULL)
-        ck_assert_str_eq(s->err.text, expected);
+    expect_hinted(s->err.len > 1 && newline == s->err.text + s->err.len - 1, HINT_SETUP,
+                  "expected one line on stderr");
+    for (int i = 0; pieces[i] != NULL; i++)
+        expect_hinted(strstr(s->err.text, pieces[i]) != NULL, HINT_SETUP,
+                      "the line on stderr does not name \"%s\"", pieces[i]);
     server_stop_exited(s);
 }
 
@@ -47,6 +53,7 @@ TEST(listening_line_names_the_port)
 TEST(default_port_is_7878)
 {
     const char *no_args[] = {NULL};
+    const char *in_use[] = {"127.0.0.1:7878", "Address already in use", NULL};
     struct server s;
 
     /* make check runs the eight stages' tests side by side, and each starts a server on
@@ -54,16 +61,19 @@ TEST(default_port_is_7878)
        listens) and one would then fail in listen(): so they take turns, each holding a lock
        on the repository's folder until its server has stopped. */
     int turn = open(root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_msg(turn >= 0 && flock(turn, LOCK_EX) == 0, "cannot lock %s: %s", root_dir,
-                  strerror(errno));
+    expect(turn >= 0 && flock(turn, LOCK_EX) == 0, "cannot lock %s: %s", root_dir, strerror(errno));
+    note_case("no arguments");
     server_spawn(&s, NULL, no_args);
-    const char *line = server_line(&s, wait_ms);
+    const char *line = server_line(&s, patience());
     if (line != NULL) {
-        ck_assert_str_eq(line, "Listening on http://127.0.0.1:7878");
+        expect_hinted(strcmp(line, "Listening on http://127.0.0.1:7878") == 0, HINT_LISTENING,
+                      "with no arguments, expected \"Listening on http://127.0.0.1:7878\", got "
+                      "\"%s\"",
+                      shown(line, strlen(line)));
         server_stop(&s);
     } else {
         /* 7878 is taken, by a student's server perhaps: then it must say so. */
-        expect_setup_error(&s, "bind 127.0.0.1:7878: Address already in use\n");
+        expect_setup_error(&s, in_use);
     }
     close(turn);
 }
@@ -73,31 +83,35 @@ TEST(port_in_use_is_one_line_and_exit_1)
     struct sockaddr_in address = {.sin_family = AF_INET};
     socklen_t size = sizeof address;
     int taken = socket(AF_INET, SOCK_STREAM, 0);
-    char port[16], expected[80];
+    char port[16], where[32];
     struct server s;
 
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert(bind(taken, (struct sockaddr *)&address, sizeof address) == 0);
-    ck_assert(listen(taken, 1) == 0);
-    ck_assert(getsockname(taken, (struct sockaddr *)&address, &size) == 0);
+    expect(bind(taken, (struct sockaddr *)&address, sizeof address) == 0 && listen(taken, 1) == 0 &&
+               getsockname(taken, (struct sockaddr *)&address, &size) == 0,
+           "cannot take a port: %s", strerror(errno));
     snprintf(port, sizeof port, "%d", ntohs(address.sin_port));
-    snprintf(expected, sizeof expected, "bind 127.0.0.1:%s: Address already in use\n", port);
+    snprintf(where, sizeof where, "127.0.0.1:%s", port);
 
     const char *args[] = {port, NULL};
+    const char *pieces[] = {where, strerror(EADDRINUSE), NULL};
+    note_case("port %s, which another socket already listens on", port);
     server_spawn(&s, NULL, args);
-    expect_setup_error(&s, expected);
+    expect_setup_error(&s, pieces);
     close(taken);
 }
 
 TEST(bad_port_is_one_line_and_exit_1)
 {
     const char *bad[] = {"", "abc", "-1", "65536", "+80", " 80", "80x", "99999999999999999999"};
+    const char *none[] = {NULL};
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *args[] = {bad[i], NULL};
         struct server s;
+        note_case("PORT \"%s\"", bad[i]);
         server_spawn(&s, NULL, args);
-        expect_setup_error(&s, NULL);
+        expect_setup_error(&s, none);
     }
 }
 
@@ -112,9 +126,12 @@ TEST(listens_on_loopback_only)
     other.sin_port = htons((uint16_t)s.port);
     other.sin_addr.s_addr = inet_addr("127.0.0.2");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&other, sizeof other) == -1 &&
+    expect_hinted(connect(fd, (struct sockaddr *)&other, sizeof other) == -1 &&
                       errno == ECONNREFUSED,
-                  "127.0.0.2 was not refused: the server listens beyond 127.0.0.1");
+                  HINT_LOOPBACK,
+                  "a connection to 127.0.0.2:%d was not refused: the server "
+                  "listens beyond 127.0.0.1",
+                  s.port);
     close(fd);
     server_stop(&s);
 }

@@ -81,9 +81,10 @@ TEST(prints_unfinished_line_at_end_of_stream)
 
     server_start(&s);
     int fd = client_connect(s.port);
+    note_sent(part, strlen(part));
     client_send(fd, part, strlen(part));
     shutdown(fd, SHUT_WR); /* the end of the stream ends the line and the head */
-    client_receive(fd, &r, wait_ms);
+    client_receive(fd, &r, patience());
     close(fd);
     for (size_t i = 0; i < 3; i++)
         expect_log(&s, lines[i]);
@@ -113,14 +114,15 @@ TEST(reads_a_large_head)
     memset(request + len, 'b', 6000 - len);
     strcpy(request + 6000, "\r\n\r\n");
     server_start(&s);
-    int fd = client_connect(s.port);
-    client_send(fd, request, strlen(request));
+    int fd = client_request(s.port, request);
     expect_log(&s, "Request: [");
     expect_log(&s, "    \"GET / HTTP/1.1\",");
     /* The header line, quoted and indented: 4 spaces, 2 quotes and a comma around it. */
-    const char *line = server_line(&s, wait_ms);
-    ck_assert_msg(line != NULL && strlen(line) == (6000 - 16) + 7,
-                  "the long header line was not printed whole");
+    const char *line = server_line(&s, patience());
+    expect_hinted(line != NULL && strlen(line) == (6000 - 16) + 7, HINT_HEAD_MAX,
+                  "a head of 6000 bytes fits in 8 KiB: expected its long header line printed "
+                  "whole, %zu bytes, got %zu",
+                  (size_t)(6000 - 16) + 7, line != NULL ? strlen(line) : 0);
     expect_log(&s, "]");
     close(fd);
     server_stop(&s);
@@ -133,8 +135,10 @@ TEST(closes_on_oversized_head)
 
     server_start(&s);
     exchange_oversized_head(&s, &r);
-    ck_assert_msg(r.len == 0 && r.error != ETIMEDOUT,
-                  "an oversized head must close the connection without an answer");
+    expect_hinted(r.len == 0 && r.error != ETIMEDOUT, HINT_HEAD_MAX,
+                  "a head that does not fit in 8 KiB is refused: expected the connection closed "
+                  "without an answer, got \"%s\", ended by %s",
+                  shown(r.bytes, r.len), reply_end(&r));
     /* Refused, not printed. */
     expect_quiet(&s);
     expect_served(&s);

@@ -23,6 +23,8 @@ TEST(survives_silent_client)
 
     server_start(&s);
     close(client_connect(s.port));
+    note_case("a client that connected and closed without sending a byte, then %s",
+              shown(NORMAL_REQUEST, strlen(NORMAL_REQUEST)));
     expect_served(&s);
     server_stop(&s);
 }
@@ -36,6 +38,7 @@ TEST(survives_unfinished_line)
     int fd = client_connect(s.port);
     client_send(fd, unfinished, strlen(unfinished));
     close(fd);
+    note_case("\"%s\" with no line end, then close; then a normal request", unfinished);
     expect_served(&s);
     server_stop(&s);
 }
@@ -48,6 +51,7 @@ TEST(survives_oversized_head)
     fill_with_headers(head, sizeof head);
     server_start(&s);
     send_and_close(&s, head, sizeof head);
+    note_case("64 KiB of header lines with no empty line; then a normal request");
     expect_served(&s);
     server_stop(&s);
 }
@@ -62,6 +66,7 @@ TEST(survives_binary_bytes)
     memcpy(bytes + 256 * 4, "\r\n\r\n", 4);
     server_start(&s);
     send_and_close(&s, bytes, sizeof bytes);
+    note_case("1024 bytes of every value, then \"\\r\\n\\r\\n\"; then a normal request");
     expect_served(&s);
     server_stop(&s);
 }
@@ -75,6 +80,7 @@ TEST(survives_reset_mid_request)
     int fd = client_connect(s.port);
     client_send(fd, part, strlen(part));
     client_reset(fd);
+    note_case("\"%s\", then a reset; then a normal request", shown(part, strlen(part)));
     expect_served(&s);
     server_stop(&s);
 }
@@ -102,9 +108,11 @@ TEST(survives_reset_before_answer)
     client_reset(fd);
     for (int i = 0; i < nbusy; i++) {
         client_send(busy[i], "\r\n", 2);
-        client_receive(busy[i], &r, wait_ms);
+        client_receive(busy[i], &r, patience());
         close(busy[i]);
     }
+    note_case("a request whose client reset the connection before the answer came; then a "
+              "normal request");
     expect_served(&s);
     server_stop(&s);
 }

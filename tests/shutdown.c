@@ -7,6 +7,8 @@
 #include "pool_api.h"
 #include "tests.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -35,6 +37,18 @@ static int line_index(char lines[][64], int n, const char *text)
     return -1;
 }
 
+/* The lines, one after the other, for a message. */
+static const char *listed(char lines[][64], int n)
+{
+    static char text[32 * 70];
+    size_t len = 0;
+
+    text[0] = '\0';
+    for (int i = 0; i < n && len + 70 < sizeof text; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "\n    %s", lines[i]);
+    return n > 0 ? text : " (none)";
+}
+
 /* Asserts that the server exits with status 0 within timeout_ms, and that what it logged
    from now on is `jobs` worker lines and the shutdown of a pool of four: the main thread's
    announcement; for each worker N, in order, "Shutting down worker N" from the main thread;
@@ -47,33 +61,39 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms)
     int n = 0, worker_lines = 0;
     const char *line;
 
-    ck_assert_msg(server_wait_exit(s, timeout_ms), "the server did not exit");
-    ck_assert_msg(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0,
-                  "expected exit status 0, got raw status %d; stderr: %s", s->status,
-                  shown(s->err.text, s->err.len));
+    if (!server_wait_exit(s, timeout_ms))
+        flunk(HINT_NO_JOIN, "the server did not exit within %d ms of its last request", timeout_ms);
+    expect(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0, "expected exit status 0");
     while (n < 32 && (line = server_line(s, 0)) != NULL)
         snprintf(lines[n++], sizeof lines[0], "%s", line);
-    ck_assert_msg(n == jobs + 9, "expected %d log lines, got %d", jobs + 9, n);
+    const char *rules = "expected its stdout to end with the lines of a pool of four shutting "
+                        "down, in an order that lesson 08 allows";
     int announced = line_index(lines, n, "Shutting down server, gracefully!");
-    ck_assert_msg(announced >= 0, "no \"Shutting down server, gracefully!\"");
+    expect(announced >= 0, "%s; there is no \"Shutting down server, gracefully!\" in:%s", rules,
+           listed(lines, n));
     int joined = announced; /* where the main thread is in its loop over the workers */
     for (int id = 0; id < 4; id++) {
         char said[64], left[64];
         snprintf(said, sizeof said, "Shutting down worker %d", id);
         snprintf(left, sizeof left, "Shutting down thread for worker: %d", id);
         int said_at = line_index(lines, n, said), left_at = line_index(lines, n, left);
-        ck_assert_msg(said_at > joined, "\"%s\" is missing or out of order", said);
-        ck_assert_msg(left_at > announced, "\"%s\" is missing or out of order", left);
+        expect_hinted(said_at > joined, HINT_NO_JOIN, "%s; \"%s\" is missing or out of order in:%s",
+                      rules, said, listed(lines, n));
+        expect_hinted(left_at > announced, HINT_NO_JOIN,
+                      "%s; \"%s\" is missing or out of order in:%s", rules, left, listed(lines, n));
         /* The main thread goes on to the next worker only once this one has left. */
         joined = said_at > left_at ? said_at : left_at;
         for (int i = 0; i < n; i++) {
             if (worker_in(lines[i]) == id) {
-                ck_assert_msg(i < left_at, "worker %d took a job after it left", id);
+                expect(i < left_at, "%s; worker %d took a job after it left, in:%s", rules, id,
+                       listed(lines, n));
                 worker_lines++;
             }
         }
     }
-    ck_assert_int_eq(worker_lines, jobs);
+    expect(worker_lines == jobs && n == jobs + 9,
+           "%s: %d \"Worker N got a job; executing...\" lines and 9 of the shutdown; got:%s", rules,
+           jobs, listed(lines, n));
     server_stop_exited(s);
 }
 
@@ -85,12 +105,16 @@ TEST(shuts_down_after_requests)
     start_with_requests(&s, "2");
     int slow = client_request(s.port, SLEEP_REQUEST);
     exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r); /* the second: the last */
+    note_case("REQUESTS 2: GET /sleep, then GET /, the last");
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     /* The slow request, accepted before the shutdown began, still gets all of its answer. */
-    client_receive(slow, &r, sleep_seconds * 1000 + wait_ms);
+    client_receive(slow, &r, sleep_seconds * 1000 + patience());
     close(slow);
+    note_case("REQUESTS 2: GET /sleep, then GET /, the last; this is the answer to GET /sleep, "
+              "in flight when the shutdown began");
+    expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 2, wait_ms);
+    expect_graceful_exit(&s, 2, patience());
 }
 
 TEST(default_requests_is_4)
@@ -99,11 +123,12 @@ TEST(default_requests_is_4)
     struct reply r;
 
     start_with_requests(&s, NULL);
+    note_case("four GET / to a server started with no REQUESTS");
     for (int i = 0; i < 4; i++) {
         exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
         expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 4, wait_ms);
+    expect_graceful_exit(&s, 4, patience());
 }
 
 TEST(queued_requests_finish_on_shutdown)
@@ -118,58 +143,82 @@ TEST(queued_requests_finish_on_shutdown)
     long long start = now_ms();
     for (int i = 0; i < 6; i++)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
-    receive_each(fds, replies, ended, 6, start, 3 * sleep_seconds * 1000 + wait_ms);
+    note_case("REQUESTS 6: six GET /sleep at once, so that two wait in the queue as the "
+              "shutdown begins");
+    receive_each(fds, replies, ended, 6, start, 2 * sleep_seconds * 1000 + patience());
+    int lost = 0;
+    for (int i = 0; i < 6; i++)
+        lost += replies[i].len == 0;
+    expect_hinted(lost == 0, lost <= 2 ? HINT_QUEUED_JOBS : HINT_NO_JOIN,
+                  "%d of the 6 slow requests got no answer", lost);
     for (int i = 0; i < 6; i++) {
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 6, wait_ms);
-}
-
-/* Sends signal to a server with a slow request in flight: the request still gets all of its
-   answer, and the server shuts down as after its last request. */
-static void expect_signal_shutdown(int signal_number)
-{
-    struct server s;
-    struct reply r;
-
-    start_with_requests(&s, NULL);
-    int slow = client_request(s.port, SLEEP_REQUEST);
-    /* Once a worker has the job, the request is in flight. */
-    const char *line = server_line(&s, wait_ms);
-    ck_assert_msg(line != NULL && worker_in(line) >= 0, "no worker took the request");
-    kill(s.pid, signal_number);
-    client_receive(slow, &r, sleep_seconds * 1000 + wait_ms);
-    close(slow);
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 0, wait_ms);
+    expect_graceful_exit(&s, 6, patience());
 }
 
 TEST(sigint_shuts_down_gracefully)
 {
-    expect_signal_shutdown(SIGINT);
+    struct server s;
+    struct reply r;
+
+    /* SIGINT with a slow request in flight: the request still gets all of its answer, and
+       the server shuts down as after its last request. */
+    start_with_requests(&s, NULL);
+    int slow = client_request(s.port, SLEEP_REQUEST);
+    /* Once a worker has the job, the request is in flight. */
+    expect_worker_line(&s, patience());
+    kill(s.pid, SIGINT);
+    note_case("GET /sleep, and SIGINT once a worker has it");
+    client_receive(slow, &r, sleep_seconds * 1000 + patience());
+    close(slow);
+    expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
+    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_graceful_exit(&s, 0, patience());
 }
 
 TEST(sigterm_shuts_down_gracefully)
 {
-    expect_signal_shutdown(SIGTERM);
+    const char *first = "GET / HTTP/1.1\r\n", *rest = "Host: 127.0.0.1\r\n\r\n";
+    struct server s;
+    struct reply r;
+
+    /* SIGTERM with a request in flight: accepted, its head not yet all sent. The rest of the
+       head comes after the signal, and the request is answered. */
+    start_with_requests(&s, NULL);
+    int fd = client_request(s.port, first);
+    expect_worker_line(&s, patience());
+    kill(s.pid, SIGTERM);
+    note_case("\"%s\", SIGTERM once a worker has the connection, then \"%s\"",
+              shown(first, strlen(first)), shown(rest, strlen(rest)));
+    poll(NULL, 0, 100);
+    client_send(fd, rest, strlen(rest));
+    client_receive(fd, &r, patience());
+    close(fd);
+    expect_hinted(r.len > 0, HINT_NO_JOIN, "the request got no answer, ended by %s", reply_end(&r));
+    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_graceful_exit(&s, 0, patience());
 }
 
 TEST(shutdown_waits_a_bounded_time_for_idle_clients)
 {
     struct idle_clients idle;
     struct server s;
-    /* As many idle clients as REQUESTS: the last one starts the shutdown, which waits for
-       the four that have a worker, then for the four queued behind them. */
-    long long bound = 2LL * (head_timeout_seconds * 1000 + LINGER_MS_MAX) + wait_ms;
+    /* As many idle clients as REQUESTS: the last one starts the shutdown, which waits until
+       the head timeout has dropped each. */
+    long long bound = head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
 
-    start_with_requests(&s, "8");
-    idle_open(&idle, 8, s.port);
+    start_with_requests(&s, "4");
+    idle_open(&idle, 4, s.port);
     long long start = now_ms();
     while (!server_wait_exit(&s, 0) && now_ms() - start < bound)
         idle_tick(&idle, 100);
     idle_close(&idle);
-    expect_graceful_exit(&s, 8, 0);
+    expect_hinted(server_wait_exit(&s, 0), HINT_HEAD_TIMEOUT,
+                  "REQUESTS 4, and four idle clients: the server had not exited after %lld ms",
+                  bound);
+    expect_graceful_exit(&s, 4, 0);
 }
 
 TEST(shutdown_with_requests_in_flight_many_times)
@@ -185,22 +234,31 @@ TEST(shutdown_with_requests_in_flight_many_times)
             fds[i] = client_connect(s.port);
         /* The sixth connection starts the shutdown. Only then do the clients send their
            requests: every one of them is in flight, accepted and not yet answered. */
-        ck_assert_msg(server_printed(&s, "Shutting down server, gracefully!", wait_ms),
-                      "round %d: the shutdown did not begin", round);
+        note_case("round %d of 20: REQUESTS 6, six connections, and their requests sent only "
+                  "once the shutdown has begun",
+                  round);
+        expect(server_printed(&s, "Shutting down server, gracefully!", patience()),
+               "after its sixth connection, the server did not print \"Shutting down server, "
+               "gracefully!\" within %d ms",
+               patience());
         long long start = now_ms();
         for (int i = 0; i < 6; i++) {
             const char *request = i % 2 == 0 ? NORMAL_REQUEST : "GET /nowhere HTTP/1.1\r\n\r\n";
-            ck_assert(client_send(fds[i], request, strlen(request)));
+            client_send(fds[i], request, strlen(request));
         }
-        receive_each(fds, replies, ended, 6, start, wait_ms);
+        receive_each(fds, replies, ended, 6, start, patience());
         for (int i = 0; i < 6; i++) {
             close(fds[i]);
+            expect_hinted(replies[i].len > 0, HINT_QUEUED_JOBS,
+                          "round %d: request %d of 6, accepted before the shutdown began, got no "
+                          "answer, ended by %s",
+                          round, i + 1, reply_end(&replies[i]));
             if (i % 2 == 0)
                 expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
             else
                 expect_page(&replies[i], "HTTP/1.1 404 NOT FOUND", "www/404.html");
         }
-        expect_graceful_exit(&s, 6, wait_ms);
+        expect_graceful_exit(&s, 6, patience());
     }
 }
 
@@ -210,6 +268,7 @@ TEST(bad_requests_count_is_one_line_and_exit_1)
     struct server good;
 
     /* A good count starts the server... */
+    note_case("PORT 0 and REQUESTS 3");
     start_with_requests(&good, "3");
     server_stop(&good);
     /* ...and bad ones stop it before it listens. */
@@ -217,12 +276,15 @@ TEST(bad_requests_count_is_one_line_and_exit_1)
         const char *args[] = {"0", bad[i], NULL};
         struct server s;
         server_spawn(&s, NULL, args);
-        ck_assert_msg(server_wait_exit(&s, wait_ms), "the server did not exit");
-        ck_assert_msg(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 1,
-                      "REQUESTS \"%s\": expected exit status 1", bad[i]);
-        ck_assert_msg(s.out.len == 0 && s.err.len > 0 &&
+        note_case("PORT 0 and REQUESTS \"%s\"", bad[i]);
+        expect_hinted(server_wait_exit(&s, patience()), HINT_SETUP,
+                      "the server did not exit within %d ms", patience());
+        expect_hinted(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 1, HINT_SETUP,
+                      "expected exit status 1");
+        expect_hinted(s.out.len == 0 && s.err.len > 0 &&
                           strchr(s.err.text, '\n') == s.err.text + s.err.len - 1,
-                      "REQUESTS \"%s\": expected one line on stderr and nothing on stdout", bad[i]);
+                      HINT_SETUP, "expected one line on stderr and nothing on stdout; stdout: %s",
+                      shown(s.out.text, s.out.len));
         server_stop_exited(&s);
     }
 }
@@ -240,9 +302,8 @@ static void count_job(void *arg)
 
 static void expect_drop_in_this_stage(void)
 {
-    ck_assert_msg(thread_pool_new != NULL && thread_pool_execute != NULL &&
-                      thread_pool_drop != NULL,
-                  "this stage's pool has no thread_pool_drop");
+    expect(thread_pool_new != NULL && thread_pool_execute != NULL && thread_pool_drop != NULL,
+           "this stage's pool has no thread_pool_drop");
 }
 
 TEST(pool_drop_finishes_every_queued_job)
@@ -255,17 +316,21 @@ TEST(pool_drop_finishes_every_queued_job)
     atomic_store(&ran, 0);
     capture_stdout();
     ThreadPool *pool = thread_pool_new(2);
-    ck_assert(pool != NULL);
+    expect(pool != NULL, "thread_pool_new(2) failed: %s", strerror(errno));
     /* Far more jobs than workers, 1 ms each: most are still queued when drop begins. */
     for (int i = 0; i < 100; i++)
-        ck_assert_int_eq(thread_pool_execute(pool, count_job, (void *)1), 0);
+        expect(thread_pool_execute(pool, count_job, (void *)1) == 0, "thread_pool_execute failed");
     thread_pool_drop(pool);
     int after = atomic_load(&ran);
     const char *log = stdout_captured();
-    ck_assert_msg(after == 100, "thread_pool_drop returned after %d of 100 jobs", after);
+    expect_hinted(after == 100, after == 0 ? HINT_NO_JOIN : HINT_QUEUED_JOBS,
+                  "100 jobs of 1 ms each on a pool of 2: thread_pool_drop returned after %d of "
+                  "them had run",
+                  after);
     for (size_t i = 0; i < sizeof goodbyes / sizeof goodbyes[0]; i++)
-        ck_assert_msg(strstr(log, goodbyes[i]) != NULL, "no \"%.*s\" line",
-                      (int)strlen(goodbyes[i]) - 1, goodbyes[i]);
+        expect(strstr(log, goodbyes[i]) != NULL,
+               "thread_pool_drop of a pool of 2 printed no \"%.*s\" line",
+               (int)strlen(goodbyes[i]) - 1, goodbyes[i]);
 }
 
 TEST(pool_new_and_drop_many_times)
@@ -276,11 +341,15 @@ TEST(pool_new_and_drop_many_times)
     /* Neither hangs (Check's timeout) nor leaks (the sanitizer and valgrind runs). */
     for (int round = 0; round < 200; round++) {
         ThreadPool *pool = thread_pool_new(4);
-        ck_assert(pool != NULL);
+        expect(pool != NULL, "round %d: thread_pool_new(4) failed: %s", round, strerror(errno));
         for (int i = 0; i < 4; i++)
-            ck_assert_int_eq(thread_pool_execute(pool, count_job, (void *)0), 0);
+            expect(thread_pool_execute(pool, count_job, (void *)0) == 0,
+                   "round %d: thread_pool_execute failed", round);
         thread_pool_drop(pool);
     }
     stdout_captured();
-    ck_assert_int_eq(atomic_load(&ran), 800);
+    expect(atomic_load(&ran) == 800,
+           "200 rounds of a pool of 4, 4 jobs and a drop: %d of the 800 jobs ran before the drops "
+           "returned",
+           atomic_load(&ran));
 }

@@ -1,16 +1,25 @@
 /*
  * The test runner: builds a Check suite for one stage from the table in tests.h and runs it.
  *
- *   check-runner STAGE SERVER          the tests that cover STAGE, against SERVER
- *   check-runner --new STAGE SERVER    only the tests STAGE introduces, against SERVER (the
- *                                      stage before): succeeds when every one of them fails
+ *   check-runner [OPTIONS] STAGE SERVER   the tests that cover STAGE, against SERVER
+ *   check-runner --list                   the table, as JSON (for make grade)
  *
- * Check's CK_RUN_SUITE, CK_RUN_CASE, CK_VERBOSITY, CK_TAP_LOG_FILE_NAME and
- * CK_XML_LOG_FILE_NAME work as usual.
+ *   --new         only the tests STAGE introduces, against SERVER (the stage before):
+ *                 succeeds when every one of them fails there
+ *   --no-pool     leave out the tests of the pool's API: the pool.c this runner links is not
+ *                 the server's (a grader's SERVER= without POOL=)
+ *   --allow-none  a CK_RUN_SUITE or CK_RUN_CASE that names tests of other stages only is not
+ *                 an error here (make check runs every stage's runner with the same filter)
+ *
+ * Check's CK_RUN_SUITE, CK_RUN_CASE (a lesson, or here also one test's name), CK_VERBOSITY,
+ * CK_TIMEOUT_MULTIPLIER, CK_TAP_LOG_FILE_NAME and CK_XML_LOG_FILE_NAME work as usual; the
+ * runner writes the TAP log itself, with names that stay the same whether a test passes or
+ * fails: "step05:hostile:survives_hostile_input:14".
  */
 #include "harness.h"
 #include "tests.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,37 +31,100 @@
 #error "the suite needs Check 0.13 or newer"
 #endif
 
-/* Seconds a test may take before Check stops it; each wait inside a test is shorter. */
-#define TEST_TIMEOUT 20
-
 struct row {
     const char *lesson;
     TTest test;
     int first, last;
+    int points;
 };
 
-#define ROW(lesson, name, first, last) {#lesson, {#name, name, __FILE__, __LINE__}, first, last},
+#define ROW(lesson, name, first, last, points)                                                     \
+    {#lesson, {#name, name, __FILE__, __LINE__}, first, last, points},
 static const struct row table[] = {TESTS(ROW)};
+#define ROWS (sizeof table / sizeof table[0])
 
 struct loop {
     TFun test;
     const int *cases;
+    const char *(*case_name)(int);
 };
 
-#define LOOP(name, count) {name, &count},
+#define LOOP(name, count, case_name) {name, &count, case_name},
 static const struct loop loops[] = {LOOP_TESTS(LOOP)};
 
-/* How many times a test runs: once for each case of its table, or once. */
-static int cases_of(const TTest *test)
+static const char *const pool_lessons[] = POOL_LESSONS;
+
+/* The loop of a test, or NULL for a test that runs once. */
+static const struct loop *loop_of(const struct row *row)
 {
     for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
-        if (loops[i].test == test->fn)
-            return *loops[i].cases;
+        if (loops[i].test == row->test.fn)
+            return &loops[i];
     }
-    return 1;
+    return NULL;
 }
 
-static Suite *stage_suite(int number, bool new_only)
+static int cases_of(const struct row *row)
+{
+    const struct loop *loop = loop_of(row);
+    return loop != NULL ? *loop->cases : 1;
+}
+
+static bool tests_the_pool(const struct row *row)
+{
+    for (size_t i = 0; i < sizeof pool_lessons / sizeof pool_lessons[0]; i++) {
+        if (strcmp(row->lesson, pool_lessons[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Prints the table as JSON: every row, its points, and the names of a loop test's cases. */
+static int list_table(void)
+{
+    printf("{\"last_stage\": %d, \"tests\": [", LAST_STAGE);
+    for (size_t i = 0; i < ROWS; i++) {
+        const struct row *row = &table[i];
+        const struct loop *loop = loop_of(row);
+        printf("%s\n  {\"lesson\": \"%s\", \"name\": \"%s\", \"first\": %d, \"last\": %d, "
+               "\"points\": %d, \"pool\": %s, \"cases\": ",
+               i > 0 ? "," : "", row->lesson, row->test.name, row->first, row->last, row->points,
+               tests_the_pool(row) ? "true" : "false");
+        if (loop == NULL) {
+            printf("null}");
+            continue;
+        }
+        printf("[");
+        for (int c = 0; c < *loop->cases; c++) /* the names hold no quote or backslash */
+            printf("%s\"%s\"", c > 0 ? ", " : "", loop->case_name(c));
+        printf("]}");
+    }
+    printf("\n]}\n");
+    return EXIT_SUCCESS;
+}
+
+/* The tests this run will run, in the order Check runs them: one entry per case. */
+struct planned {
+    const struct row *row;
+    int iteration;
+};
+static struct planned plan[1024];
+static int planned;
+
+/* What CK_RUN_SUITE and CK_RUN_CASE ask for. The runner selects the tests itself (and takes
+   them away from Check), so that it knows which ran, in which order, and can say so when a
+   filter matches nothing. */
+struct filter {
+    const char *suite, *test_case;
+};
+
+static bool row_selected(const struct row *row, const struct filter *f)
+{
+    return f->test_case == NULL || strcmp(f->test_case, row->lesson) == 0 ||
+           strcmp(f->test_case, row->test.name) == 0;
+}
+
+static Suite *stage_suite(int number, bool new_only, bool no_pool, const struct filter *f)
 {
     static char name[16];
     const char *lesson = NULL;
@@ -60,20 +132,102 @@ static Suite *stage_suite(int number, bool new_only)
 
     snprintf(name, sizeof name, "step%02d", number);
     Suite *suite = suite_create(name);
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    if (f->suite != NULL && strcmp(f->suite, name) != 0)
+        return suite;
+    for (size_t i = 0; i < ROWS; i++) {
         const struct row *row = &table[i];
         if (new_only ? row->first != number : number < row->first || number > row->last)
+            continue;
+        if ((no_pool && tests_the_pool(row)) || !row_selected(row, f))
             continue;
         /* Rows come in lesson order: a new lesson starts a new test case. */
         if (lesson == NULL || strcmp(lesson, row->lesson) != 0) {
             lesson = row->lesson;
             tcase = tcase_create(lesson);
-            tcase_set_timeout(tcase, TEST_TIMEOUT);
+            tcase_set_timeout(tcase, test_timeout_seconds());
+            tcase_add_checked_fixture(tcase, harness_test_setup, NULL);
             suite_add_tcase(suite, tcase);
         }
-        tcase_add_loop_test(tcase, &row->test, 0, cases_of(&row->test));
+        tcase_add_loop_test(tcase, &row->test, 0, cases_of(row));
+        for (int c = 0; c < cases_of(row) && planned < (int)(sizeof plan / sizeof plan[0]); c++)
+            plan[planned++] = (struct planned){row, c};
     }
     return suite;
+}
+
+/* Says why a run has no test to run, and what there is; returns the exit status. */
+static int nothing_to_run(int number, const struct filter *f, bool allow_none, bool no_pool)
+{
+    bool known_suite = f->suite == NULL, known_case = f->test_case == NULL;
+
+    for (int n = 1; n <= LAST_STAGE && !known_suite; n++) {
+        char name[16];
+        snprintf(name, sizeof name, "step%02d", n);
+        known_suite = strcmp(f->suite, name) == 0;
+    }
+    for (size_t i = 0; i < ROWS && !known_case; i++)
+        known_case = row_selected(&table[i], f);
+    if (allow_none && known_suite && known_case) {
+        printf("step%02d: no test of this stage matches%s%s%s%s: nothing to run here\n", number,
+               f->suite != NULL ? " CK_RUN_SUITE=" : "", f->suite != NULL ? f->suite : "",
+               f->test_case != NULL ? " CK_RUN_CASE=" : "",
+               f->test_case != NULL ? f->test_case : "");
+        return EXIT_SUCCESS;
+    }
+    fprintf(stderr, "step%02d: no test to run:", number);
+    if (f->suite != NULL)
+        fprintf(stderr, " CK_RUN_SUITE=%s%s", f->suite,
+                known_suite ? "" : " is not a stage (step01 to step08)");
+    if (f->test_case != NULL)
+        fprintf(stderr, " CK_RUN_CASE=%s%s", f->test_case,
+                known_case ? "" : " names no lesson and no test");
+    if (no_pool)
+        fprintf(stderr, " (the pool's tests are left out: no POOL=)");
+    fprintf(stderr, ".\nThe lessons of step%02d, each with its tests:\n", number);
+    const char *lesson = NULL;
+    for (size_t i = 0; i < ROWS; i++) {
+        const struct row *row = &table[i];
+        if (number < row->first || number > row->last)
+            continue;
+        if (lesson == NULL || strcmp(lesson, row->lesson) != 0)
+            fprintf(stderr, "%s  %s:", lesson != NULL ? "\n" : "", row->lesson);
+        lesson = row->lesson;
+        fprintf(stderr, " %s", row->test.name);
+    }
+    fprintf(stderr, "\n");
+    return EXIT_FAILURE;
+}
+
+/* Writes the TAP log: one line per case, named the same whether it passed or failed, with
+   the failure's message after it as TAP diagnostics. */
+static void write_tap(const char *path, SRunner *runner, int number)
+{
+    int run = srunner_ntests_run(runner);
+    TestResult **results = srunner_results(runner);
+    FILE *tap = fopen(path, "w");
+
+    if (tap == NULL) {
+        perror(path);
+        free(results);
+        return;
+    }
+    fprintf(tap, "1..%d\n", run);
+    for (int i = 0; i < run; i++) {
+        const struct planned *p = i < planned && run == planned ? &plan[i] : NULL;
+        bool passed = tr_rtype(results[i]) == CK_PASS;
+        fprintf(tap, "%sok %d - step%02d:%s:%s", passed ? "" : "not ", i + 1, number,
+                tr_tcname(results[i]), p != NULL ? p->row->test.name : "?");
+        if (p != NULL && loop_of(p->row) != NULL)
+            fprintf(tap, ":%d", p->iteration);
+        fprintf(tap, "\n");
+        for (const char *line = tr_msg(results[i]); !passed && line != NULL && *line != '\0';) {
+            size_t len = strcspn(line, "\n");
+            fprintf(tap, "# %.*s\n", (int)len, line);
+            line += len + (line[len] == '\n');
+        }
+    }
+    fclose(tap);
+    free(results);
 }
 
 /* Reports the new tests that pass on the stage before: they prove nothing about the lesson. */
@@ -85,8 +239,8 @@ static int report_new_tests(SRunner *runner, int number, const char *server)
 
     for (int i = 0; i < run; i++) {
         if (tr_rtype(results[i]) == CK_PASS)
-            printf("  a %s test (last checked at %s:%d) passes against %s\n", tr_tcname(results[i]),
-                   tr_lfile(results[i]), tr_lno(results[i]), server);
+            printf("  a %s test (%s) passes against %s\n", tr_tcname(results[i]),
+                   i < planned && run == planned ? plan[i].row->test.name : "?", server);
     }
     free(results);
     printf("step%02d: %d of its %d new tests fail against %s%s\n", number, failed, run, server,
@@ -102,47 +256,111 @@ static int seconds_from_environment(const char *name, int fallback)
     return seconds > 0 ? seconds : fallback;
 }
 
+/* A variable of the environment, taken away from Check: the runner does its work. */
+static const char *take_variable(const char *name)
+{
+    const char *value = getenv(name);
+    static char copies[3][PATH_MAX];
+    static int used;
+
+    if (value == NULL || *value == '\0' || used == 3)
+        return NULL;
+    snprintf(copies[used], sizeof copies[used], "%s", value);
+    unsetenv(name);
+    return copies[used++];
+}
+
 static int usage(const char *program)
 {
-    fprintf(stderr, "usage: %s [--new] STAGE SERVER\n", program);
+    fprintf(stderr,
+            "usage: %s [--new] [--no-pool] [--allow-none] STAGE SERVER\n"
+            "       %s --list\n",
+            program, program);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     static char root[PATH_MAX], server[PATH_MAX];
-    bool new_only = argc == 4 && strcmp(argv[1], "--new") == 0;
-    int first_arg = new_only ? 2 : 1;
+    bool new_only = false, no_pool = false, allow_none = false;
+    int arg = 1;
 
-    if (argc != first_arg + 2)
+    if (argc == 2 && strcmp(argv[1], "--list") == 0)
+        return list_table();
+    for (; arg < argc && strncmp(argv[arg], "--", 2) == 0; arg++) {
+        if (strcmp(argv[arg], "--new") == 0)
+            new_only = true;
+        else if (strcmp(argv[arg], "--no-pool") == 0)
+            no_pool = true;
+        else if (strcmp(argv[arg], "--allow-none") == 0)
+            allow_none = true;
+        else
+            return usage(argv[0]);
+    }
+    if (argc != arg + 2)
         return usage(argv[0]);
-    stage = atoi(argv[first_arg]);
+    stage = atoi(argv[arg]);
     if (stage < 1 || stage > LAST_STAGE)
         return usage(argv[0]);
     /* Servers may run in another directory: they need the binary's absolute path. */
-    if (realpath(argv[first_arg + 1], server) == NULL || getcwd(root, sizeof root) == NULL) {
-        perror(argv[first_arg + 1]);
+    if (realpath(argv[arg + 1], server) == NULL || getcwd(root, sizeof root) == NULL) {
+        fprintf(stderr, "step%02d: cannot test %s: %s\n", stage, argv[arg + 1], strerror(errno));
+        return 2;
+    }
+    if (access(server, X_OK) != 0) {
+        fprintf(stderr, "step%02d: cannot test %s: it is not an executable file\n", stage,
+                argv[arg + 1]);
         return 2;
     }
     server_path = server;
     root_dir = root;
     const char *multiplier = getenv("CK_TIMEOUT_MULTIPLIER");
     if (multiplier != NULL && strtod(multiplier, NULL) >= 1)
-        wait_ms = (int)(wait_ms * strtod(multiplier, NULL));
+        time_multiplier = strtod(multiplier, NULL);
     sleep_seconds = seconds_from_environment("SLEEP_SECONDS", 5);
     head_timeout_seconds = seconds_from_environment("HEAD_TIMEOUT_SECONDS", 5);
     /* A server that closes early must fail a test, not kill the runner. */
     signal(SIGPIPE, SIG_IGN);
+    /* Room for the messages that say what a test sent, what came back, and the server's
+       stderr. */
+    check_set_max_msg_size(16384);
 
-    SRunner *runner = srunner_create(stage_suite(stage, new_only));
+    struct filter filter = {take_variable("CK_RUN_SUITE"), take_variable("CK_RUN_CASE")};
+    const char *tap = take_variable("CK_TAP_LOG_FILE_NAME");
+    SRunner *runner = srunner_create(stage_suite(stage, new_only, no_pool, &filter));
+    if (planned == 0) {
+        srunner_free(runner);
+        return nothing_to_run(stage, &filter, allow_none, no_pool);
+    }
+    if (!new_only)
+        printf("step%02d: testing %s (GET /sleep takes %d s, the head timeout is %d s)\n", stage,
+               argv[arg + 1], sleep_seconds, head_timeout_seconds);
+    if (no_pool && stage >= 7)
+        printf("step%02d: the tests of the pool's API (pool_api%s) are not run: they call a "
+               "pool.c, and this run has none of the server's (POOL=dir gives one)\n",
+               stage, stage >= 8 ? ", drop_api" : "");
+    fflush(stdout);
+
+    harness_begin();
     int status;
     if (new_only) {
         srunner_run_all(runner, CK_SILENT);
-        status = report_new_tests(runner, stage, argv[first_arg + 1]);
+        status = report_new_tests(runner, stage, argv[arg + 1]);
     } else {
         srunner_run_all(runner, CK_ENV);
-        status = srunner_ntests_failed(runner) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        if (srunner_ntests_run(runner) == 0) {
+            fprintf(stderr,
+                    "step%02d: Check ran no test (CK_INCLUDE_TAGS or CK_EXCLUDE_TAGS?): "
+                    "a run of no tests proves nothing\n",
+                    stage);
+            status = EXIT_FAILURE;
+        } else {
+            status = srunner_ntests_failed(runner) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        }
+        if (tap != NULL)
+            write_tap(tap, runner, stage);
     }
+    harness_end();
     srunner_free(runner);
     return status;
 }
