@@ -202,8 +202,12 @@ def check_failing():
     check("stage 04 as 05: results.json has the failed tests, each with its output",
           len(red) == len(failures) and all(t["output"].strip() and t["score"] == 0
                                             for t in red))
-    unnamed = [t["name"] for t in red if t["name"] not in summary]
-    check("stage 04 as 05: summary.txt names every failed test", not unnamed, str(unnamed[:3]))
+    # summary.txt fits on a screen: it names the first dozen, and says how many more there are.
+    shown = red[:12]
+    unnamed = [t["name"] for t in shown if t["name"] not in summary]
+    more = "and %d more" % (len(red) - len(shown))
+    check("stage 04 as 05: summary.txt names the first failed tests, and counts the rest",
+          not unnamed and (len(red) <= 12 or more in summary), str(unnamed[:3]))
 
 
 def check_no_server():

@@ -32,6 +32,7 @@ from fractions import Fraction
 CHECK_NS = "{http://check.sourceforge.net/ns}"
 POOL_LEFT_OUT = re.compile(r"^.*the tests of the pool's API .* are not run.*$", re.MULTILINE)
 TAIL_LINES = 15
+SHOWN_FAILURES = 12  # failed tests listed in summary.txt, which must fit on a screen
 
 
 class Case:
@@ -275,12 +276,16 @@ def summary(stages):
                 lesson, points(got), points(most), passed, run))
         lines.extend("  " + note.replace("\n", "\n  ") for note in notes)
         # The tests that ran and failed; those that did not run are told of in the notes.
+        # A screen holds a dozen of them; the rest are in results.json and junit.xml.
         failed = [c for c in cases if c.status == "failed" and c.ran]
         if failed:
             lines.append("  failed:")
-        for case in failed:
+        for case in failed[:SHOWN_FAILURES]:
             line = "    %s: %s" % (case.title(), case.first_line())
             lines.append(line if len(line) <= 160 else line[:157] + "...")
+        if len(failed) > SHOWN_FAILURES:
+            lines.append("    ... and %d more: results.json and junit.xml have each one's "
+                         "whole message" % (len(failed) - SHOWN_FAILURES))
         lines.append("")
     lines.append("total: %s / %s points (%s%%)" % (
         points(got_all), points(max_all),

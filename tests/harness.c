@@ -103,8 +103,6 @@ double test_timeout_seconds(void)
 
 void harness_begin(void)
 {
-    const char *tmp = getenv("TMPDIR");
-
     run = mmap(NULL, sizeof *run, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (run == MAP_FAILED) {
         perror("mmap");
@@ -112,12 +110,6 @@ void harness_begin(void)
     }
     run->started_ms = now_ms();
     run->deadline_ms = run->started_ms + (long long)(RUN_BUDGET_MS * time_multiplier);
-    snprintf(run->scratch, sizeof run->scratch, "%s/web-server-tests-XXXXXX",
-             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-    if (mkdtemp(run->scratch) == NULL) {
-        perror(run->scratch);
-        exit(2);
-    }
 }
 
 void harness_test_setup(void)
@@ -140,7 +132,8 @@ void harness_end(void)
 {
     int timeouts = __atomic_load_n(&run->timeouts, __ATOMIC_RELAXED);
 
-    nftw(run->scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (run->scratch[0] != '\0')
+        nftw(run->scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (timeouts >= TIMEOUTS_BEFORE_SHORT_PATIENCE)
         printf("Note: %d waits for what a healthy server does at once timed out, so the tests "
                "after the first %d waited only %d ms for it.\n",
@@ -155,7 +148,17 @@ void harness_end(void)
 const char *scratch_folder(const char *name)
 {
     static char path[PATH_MAX + 64];
+    const char *tmp = getenv("TMPDIR");
 
+    /* The run's folder is made by the first test that needs one (tests run one at a time),
+       in the memory every test shares, so that the runner removes it at the end. */
+    if (run->scratch[0] == '\0') {
+        char made[sizeof run->scratch];
+        snprintf(made, sizeof made, "%s/web-server-tests-XXXXXX",
+                 tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+        expect(mkdtemp(made) != NULL, "mkdtemp %s: %s", made, strerror(errno));
+        memcpy(run->scratch, made, sizeof made);
+    }
     snprintf(path, sizeof path, "%s/%s-%d", run->scratch, name, (int)getpid());
     expect(mkdir(path, 0700) == 0, "mkdir %s: %s", path, strerror(errno));
     return path;

@@ -43,9 +43,9 @@ void note_timeout(void);
 /* How long a test may take before Check stops it, in seconds, from the timings above. */
 double test_timeout_seconds(void);
 
-/* The runner calls these: harness_begin() before the tests (state shared by every test it
-   runs, a scratch folder), harness_test_setup() at the start of each test (Check's checked
-   fixture), harness_end() after them all (removes the scratch folder, reports the run). */
+/* The runner calls these: harness_begin() before the tests (the state shared by every test
+   it runs), harness_test_setup() at the start of each test (Check's checked fixture),
+   harness_end() after them all (removes the scratch folder, reports the run). */
 void harness_begin(void);
 void harness_test_setup(void);
 void harness_end(void);
