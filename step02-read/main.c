@@ -5,6 +5,7 @@
  * into a buffer of fixed size, and printed. No response is sent yet.
  * The lesson is in README.md beside this file.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -37,12 +38,13 @@ static bool parse_number(const char *text, long min, long max, long *value)
 /* Opens a TCP socket listening on 127.0.0.1:port, or says why it cannot and returns -1. */
 static int listen_on(long port)
 {
-    struct sockaddr_in address = {.sin_family = AF_INET,
-                                  .sin_port = htons((uint16_t)port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     int yes = 1;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
+    /* The address as the reference writes it: inet_pton turns the text "127.0.0.1" into the
+       four bytes of sin_addr, in network order. It fails only on text that is no address. */
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
     if (fd < 0) {
         perror("socket");
         return -1;
