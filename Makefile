@@ -48,6 +48,10 @@ stage_dir = $(filter $(1)-%,$(STAGE_DIRS))
 stage_number = $(patsubst step%,%,$(1))
 
 comma := ,
+# The runners side by side, each one's output shown whole when it ends: GNU make 4.0 and
+# later do that (--output-sync). macOS's /usr/bin/make is GNU make 3.81, which cannot: there
+# each runner's output waits in a file (WHOLE_OUTPUT) and is shown when the runner ends.
+OUTPUT_SYNC := $(if $(filter output-sync,$(.FEATURES)),--output-sync=target,WHOLE_OUTPUT=yes)
 ifeq ($(SANITIZE),)
 BUILD := build
 else
@@ -129,6 +133,11 @@ $(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h) | need-check
 need-check:
 	@sh tests/need-packages.sh "The tests need" "pkg-config --exists check" check pkg-config
 
+# make -s print-VAR prints the Makefile's VAR (TEST_SLEEP_SECONDS, STAGE_FLAGS...), so that
+# scripts read its facts instead of writing them again.
+print-%:
+	@echo '$($*)'
+
 # The stages' runners run side by side (most of their time is spent waiting on slow
 # requests), each one's output shown whole when it ends; make -jN sets its own pace. A
 # CK_RUN_CASE that names the tests of a few stages only is no error in the others. LOGS=dir
@@ -142,7 +151,7 @@ ifneq ($(CK_TAP_LOG_FILE_NAME)$(CK_XML_LOG_FILE_NAME),)
 	@echo "make check runs one runner per stage, and each would write the same log file:" \
 	    "give LOGS=dir instead, for a TAP and an XML log per stage" >&2; exit 2
 endif
-	@$(MAKE) --no-print-directory --output-sync=target ALL_STAGES=yes \
+	@$(MAKE) --no-print-directory $(OUTPUT_SYNC) ALL_STAGES=yes \
 	    $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(words $(STAGES))) \
 	    $(addprefix check-,$(STAGES))
 
@@ -150,10 +159,13 @@ LOG_ENV = $(if $(LOGS),CK_TAP_LOG_FILE_NAME=$(LOGS)/$(1).tap CK_XML_LOG_FILE_NAM
 $(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $$(call runner,$$*)
 	$(if $(LOGS),@mkdir -p $(LOGS))
 	$(TEST_ENV) $(call LOG_ENV,$*) $(call runner,$*) $(RUNNER_FLAGS) \
-	    $(if $(ALL_STAGES),--allow-none) $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*)
+	    $(if $(ALL_STAGES),--allow-none) $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
+	    $(if $(WHOLE_OUTPUT),> $(BUILD)/tests/$*.out 2>&1; \
+	    status=$$?; cat $(BUILD)/tests/$*.out; rm -f $(BUILD)/tests/$*.out; exit $$status)
 
 # make grade: the suite's verdict in the formats grading platforms read, written under
-# GRADE_DIR by tests/grade.py from each runner's Check XML: JUnit XML (junit.xml), Gradescope's
+# GRADE_DIR by tests/grade.py from each runner's Check XML and its list of the tests it left
+# out (stepNN.left-out.json): JUnit XML (junit.xml), Gradescope's
 # results.json, and a summary of points per lesson (summary.txt). SERVER=path STAGE=NN grades
 # a grader's server, POOL=dir its pool as well; with neither, the repository's own stages are
 # graded. A pool that does not build is graded as failing its pool tests, with the compiler's
@@ -171,7 +183,7 @@ endif
 	@$(BUILD)/tests/check-step01 --list > $(GRADE_DIR)/table.json
 	$(if $(SERVER_BUILD_LOG),@cp $(SERVER_BUILD_LOG) $(GRADE_DIR)/server-build.log && \
 	    echo $(or $(SERVER_BUILD_STATUS),1) > $(GRADE_DIR)/server-build.status)
-	@$(MAKE) --no-print-directory --output-sync=target -j$(words $(GRADE_STAGES)) \
+	@$(MAKE) --no-print-directory $(OUTPUT_SYNC) -j$(words $(GRADE_STAGES)) \
 	    $(addprefix grade-step,$(GRADE_STAGES))
 	python3 tests/grade.py $(GRADE_DIR) $(addprefix step,$(GRADE_STAGES))
 
@@ -191,7 +203,8 @@ $(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),,$
 	fi; \
 	echo "$$flags" > $(GRADE_DIR)/$*.flags; \
 	$(TEST_ENV) CK_XML_LOG_FILE_NAME=$(GRADE_DIR)/$*.xml CK_TAP_LOG_FILE_NAME=$(GRADE_DIR)/$*.tap \
-	    $$runner $$flags $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
+	    $$runner $$flags --left-out $(GRADE_DIR)/$*.left-out.json \
+	    $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
 	    > $(GRADE_DIR)/$*.log 2>&1; \
 	echo $$? > $(GRADE_DIR)/$*.status; \
 	tail -n 1 $(GRADE_DIR)/$*.log
@@ -199,7 +212,7 @@ $(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),,$
 # Every stage's real build (5-second sleep and head timeout) graded as a student's server is:
 # through SERVER=, at the stages' own timings, each stage's runner beside the others.
 check-real: all tests
-	@$(MAKE) --no-print-directory --output-sync=target -j$(words $(STAGES)) \
+	@$(MAKE) --no-print-directory $(OUTPUT_SYNC) -j$(words $(STAGES)) \
 	    $(addprefix real-,$(STAGES))
 
 $(addprefix real-,$(STAGES)): real-%:

@@ -4,7 +4,8 @@
     python3 tests/grade.py GRADE_DIR step05 [step07 ...]
 
 make grade leaves in GRADE_DIR, for each graded stage, what its Check runner wrote: Check's XML
-log (stepNN.xml), the runner's output (stepNN.log) and exit status (stepNN.status), the suite's
+log (stepNN.xml), the tests it left out and why (stepNN.left-out.json), the runner's output
+(stepNN.log) and exit status (stepNN.status), the suite's
 table (table.json: each test's lesson, stages and points), and where they apply the build logs of
 a grader's pool (pool-build.*) and of a student's server (server-build.*). This script writes
 there:
@@ -17,9 +18,11 @@ there:
 
 Points come from table.json only. A test the run should have had but which is missing from the
 XML (the runner could not start, or died) is failed, never left out: a run proves only what it
-ran. The one exception is the pool's API tests when no pool was given (SERVER= without POOL=):
-those are skipped and left out of the score, since the runner had no pool of the student's to
-call. Exit status 0 whenever the files were written, whatever the grade.
+ran. The exceptions are the tests the runner left out and said so: the pool's API tests when no
+pool was given (SERVER= without POOL=), since the runner had no pool of the student's to call,
+and the tests that measure the server where the system cannot (no /proc). Those are skipped,
+listed, and left out of the score. Exit status 0 whenever the files were written, whatever the
+grade.
 """
 import json
 import os
@@ -30,7 +33,11 @@ import xml.etree.ElementTree as ET
 from fractions import Fraction
 
 CHECK_NS = "{http://check.sourceforge.net/ns}"
-POOL_LEFT_OUT = re.compile(r"^.*the tests of the pool's API .* are not run.*$", re.MULTILINE)
+POOL_LEFT_OUT = ("not run: the pool's API is tested only with POOL=dir (your pool.c), and this "
+                 "run had none")
+NOT_MEASURED = ("not run on this system: this test measures the server from outside (memory, "
+                "threads, open files, CPU time) through /proc, which this system does not have; "
+                "it runs on Linux, and in the repository's dev container")
 TAIL_LINES = 15
 SHOWN_FAILURES = 12  # failed tests listed in summary.txt, which must fit on a screen
 
@@ -170,11 +177,15 @@ def grade_stage(folder, stage, table):
     pool_log = read(os.path.join(folder, "pool-build.log")) or ""
     notes, cases = [], []
 
-    pool_line = POOL_LEFT_OUT.search(log or "")
+    try:
+        left_out = {(row["name"]): row["why"] for row in json.loads(
+            read(os.path.join(folder, stage + ".left-out.json")) or "{}").get("left_out", [])}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        left_out = {}
     # make grade writes the options it gave the runner (stepNN.flags): --no-pool says that the
     # pool's tests were left out, even when the runner could not start to say so itself.
     flags = (read(os.path.join(folder, stage + ".flags")) or "").split()
-    pool_left_out = bool(pool_line) or "--no-pool" in flags
+    pool_left_out = "pool" in left_out.values() or "--no-pool" in flags
     if server_status is not None:
         build = Case(stage, "build", "build", Fraction(0))
         build.status = "passed" if server_status == 0 else "failed"
@@ -193,8 +204,17 @@ def grade_stage(folder, stage, table):
     if pool_failed:
         notes.append("your pool (POOL=) did not build: the tests of its API fail. The "
                      "compiler said:\n%s" % tail(pool_log, 10))
-    elif pool_line and not server_status:
-        notes.append(pool_line.group(0).strip() + " (left out of the score)")
+    elif pool_left_out and not server_status:
+        notes.append("the tests of the pool's API are not run: they call a pool.c, and this run "
+                     "had none of the server's (POOL=dir gives one); left out of the score")
+    unmeasured = [name for name, why in left_out.items() if why == "system"]
+    if unmeasured and not server_status:
+        notes.append("%d %s not run on this system, and left out of the score: %s. Such tests "
+                     "measure the server from outside (its memory, threads, open files, CPU "
+                     "time) through /proc, which this system does not have; they run on Linux, "
+                     "and in the repository's dev container." % (
+                         len(unmeasured), "test is" if len(unmeasured) == 1 else "tests are",
+                         ", ".join(unmeasured)))
 
     planned = []
     for row in (table or {}).get("tests", []):
@@ -228,9 +248,9 @@ def grade_stage(folder, stage, table):
             else:
                 case.message = crash_or_timeout(case, result["message"])
         elif case.pool and pool_left_out:
-            case.status = "skipped"
-            case.message = (pool_line.group(0).strip() if pool_line else
-                            "not run: the pool's API is tested only with POOL=dir (your pool.c)")
+            case.status, case.message = "skipped", POOL_LEFT_OUT
+        elif left_out.get(case.test) == "system":
+            case.status, case.message = "skipped", NOT_MEASURED
         else:
             missing += 1
             case.message = "did not run: %s\nthe end of %s.log:\n%s" % (

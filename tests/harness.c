@@ -1,11 +1,11 @@
 /*
- * The test harness: see harness.h. Linux-specific where it helps the tests (prctl, pipe
- * sizes, /proc); the stages themselves stay POSIX.
+ * The test harness: see harness.h. It is POSIX; what it needs beyond (the measures of a
+ * running process) is in system.c.
  */
 #include "harness.h"
+#include "system.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -177,8 +176,9 @@ const char HINT_SETUP[] =
     "stderr that says what went wrong (for a port in use: the address 127.0.0.1:PORT and the "
     "system's reason), then exit status 1, with nothing on stdout: stage 01's lesson, "
     "\"Errors are lines, not panics\".";
-const char HINT_LOOPBACK[] = "Bind 127.0.0.1 only (INADDR_LOOPBACK), never every interface: "
-                             "stage 01's lesson, \"Loopback only\".";
+const char HINT_LOOPBACK[] =
+    "Bind 127.0.0.1 only (inet_pton of \"127.0.0.1\"), never every interface: "
+    "stage 01's lesson, \"Loopback only\".";
 const char HINT_RESET[] =
     "The connection was reset: a server that closes a connection while bytes the client sent "
     "are still unread makes the kernel send a reset, which can destroy the answer. Read the "
@@ -340,8 +340,6 @@ void flunk_at(const char *file, int line, const char *hint, const char *format, 
 
 static void output_open(struct output *o, int fd)
 {
-    /* A big pipe lets a busy server log on while a test is not reading. */
-    fcntl(fd, F_SETPIPE_SZ, 1 << 20);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     *o = (struct output){.fd = fd, .cap = 4096};
@@ -379,13 +377,44 @@ static bool output_pull(struct output *o)
 static bool output_wait(struct output *o, long long deadline)
 {
     size_t before = o->len;
-    struct pollfd p = {.fd = o->fd, .events = POLLIN};
 
-    while (o->len == before && o->fd >= 0 && ms_left(deadline) > 0) {
-        poll(&p, 1, ms_left(deadline));
-        output_pull(o);
-    }
+    while (o->len == before && o->fd >= 0 && ms_left(deadline) > 0)
+        harness_poll(NULL, 0, ms_left(deadline) < 10 ? ms_left(deadline) : 10);
+    output_pull(o);
     return o->len > before;
+}
+
+int harness_poll(struct pollfd fds[], nfds_t n, int timeout_ms)
+{
+    struct pollfd all[64];
+    long long deadline = deadline_in(timeout_ms);
+    int ready;
+
+    expect(n + 2 <= sizeof all / sizeof all[0], "too many connections for harness_poll");
+    /* The server's outputs too: a server that logs while the test waits for something else
+       never finds its pipes full, whatever their size on this system. */
+    all[0] = (struct pollfd){.fd = current != NULL ? current->out.fd : -1, .events = POLLIN};
+    all[1] = (struct pollfd){.fd = current != NULL ? current->err.fd : -1, .events = POLLIN};
+    for (nfds_t i = 0; i < n; i++)
+        all[i + 2] = fds[i];
+    do {
+        ready = poll(all, n + 2, ms_left(deadline));
+        if (ready < 0 && errno != EINTR)
+            return -1;
+        if (current != NULL && all[0].revents != 0)
+            output_pull(&current->out);
+        if (current != NULL && all[1].revents != 0)
+            output_pull(&current->err);
+        /* A pipe that has ended is no more reason to wake. */
+        all[0].fd = current != NULL ? current->out.fd : -1;
+        all[1].fd = current != NULL ? current->err.fd : -1;
+        ready = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            fds[i].revents = all[i + 2].revents;
+            ready += fds[i].revents != 0;
+        }
+    } while (ready == 0 && ms_left(deadline) > 0);
+    return ready;
 }
 
 static void output_close(struct output *o)
@@ -404,7 +433,6 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
 {
     const char *argv[8] = {server_path};
     int out[2], err[2];
-    pid_t parent = getpid();
 
     for (int i = 0; args[i] != NULL; i++) {
         expect(i + 2 < 8, "too many arguments");
@@ -414,15 +442,10 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
     pid_t pid = fork();
     expect(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
-        /* The server dies with the test that started it, even one that fails or times out. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
         /* The server starts with stdin, stdout and stderr only, whatever the runner has open. */
-        for (long fd = 3, last = sysconf(_SC_OPEN_MAX); fd < last && fd < 65536; fd++)
-            close((int)fd);
+        close_inherited_files(-1);
         /* The tests ignore SIGPIPE; the server must do that for itself. */
         signal(SIGPIPE, SIG_DFL);
         if (dir != NULL && chdir(dir) != 0) {
@@ -441,6 +464,12 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
     close(out[1]);
     close(err[1]);
     *s = (struct server){.pid = pid, .port = -1};
+    /* The server dies with the test that started it, even one that fails or times out. */
+    if (!watcher_start(&s->watcher, pid)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        flunk(NULL, "cannot start a watcher for the server: %s", strerror(errno));
+    }
     output_open(&s->out, out[0]);
     output_open(&s->err, err[0]);
     current = s;
@@ -487,22 +516,32 @@ void server_start(struct server *s)
     server_start_with_fd_limit(s, 0);
 }
 
+/* Reaps the server if it has ended (options: WNOHANG), or waits until it ends (0); true once
+   it is reaped. Its watcher is then told to stand down. */
+static bool reap(struct server *s, int options)
+{
+    pid_t r;
+
+    while ((r = waitpid(s->pid, &s->status, options)) < 0 && errno == EINTR)
+        continue;
+    if (r != s->pid)
+        return false;
+    s->pid = 0;
+    watcher_stop(&s->watcher);
+    return true;
+}
+
 bool server_wait_exit(struct server *s, int timeout_ms)
 {
     long long deadline = deadline_in(timeout_ms);
 
     while (s->pid != 0) {
-        pid_t r = waitpid(s->pid, &s->status, WNOHANG);
-        if (r == s->pid) {
-            s->pid = 0;
+        if (reap(s, WNOHANG))
             break;
-        }
         if (ms_left(deadline) == 0)
             return false;
         /* Keep its pipes flowing while it finishes, and look again soon. */
-        output_pull(&s->out);
-        output_pull(&s->err);
-        poll(NULL, 0, 5);
+        harness_poll(NULL, 0, 5);
     }
     output_pull(&s->out);
     output_pull(&s->err);
@@ -514,15 +553,15 @@ static const char *server_state(struct server *s)
 {
     static char state[96];
 
-    if (s->pid != 0 && waitpid(s->pid, &s->status, WNOHANG) == s->pid)
-        s->pid = 0;
+    if (s->pid != 0)
+        reap(s, WNOHANG);
     if (s->pid != 0)
         return "still running";
     if (WIFEXITED(s->status)) {
         snprintf(state, sizeof state, "exited with status %d", WEXITSTATUS(s->status));
     } else if (WIFSIGNALED(s->status)) {
-        const char *name = sigabbrev_np(WTERMSIG(s->status));
-        snprintf(state, sizeof state, "killed by SIG%s (%s)", name != NULL ? name : "?",
+        const char *name = signal_name(WTERMSIG(s->status));
+        snprintf(state, sizeof state, "killed by %s (%s)", name != NULL ? name : "a signal",
                  strsignal(WTERMSIG(s->status)));
     } else {
         snprintf(state, sizeof state, "ended with status %#x", s->status);
@@ -555,8 +594,7 @@ void server_stop(struct server *s)
         return;
     }
     kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
+    reap(s, 0);
     server_stop_exited(s);
 }
 
@@ -569,55 +607,46 @@ void server_stop_exited(struct server *s)
         current = NULL;
 }
 
-long server_status_field(struct server *s, const char *field)
+/* A measure of the running server; the test fails when it cannot be taken. */
+static void expect_measured(struct server *s, bool taken, const char *what)
 {
-    char path[64], line[256];
-    long value = -1;
-    size_t len = strlen(field);
+    expect_alive(s);
+    expect(taken, "cannot measure the server's %s (process %d)", what, (int)s->pid);
+}
 
-    snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
-    FILE *status = fopen(path, "r");
-    expect(status != NULL, "%s: %s", path, strerror(errno));
-    while (value < 0 && fgets(line, sizeof line, status) != NULL) {
-        if (strncmp(line, field, len) == 0 && line[len] == ':')
-            value = strtol(line + len + 1, NULL, 10);
-    }
-    fclose(status);
-    expect(value >= 0, "no %s in %s", field, path);
-    return value;
+long server_peak_memory_kb(struct server *s)
+{
+    long kb = 0;
+    expect_measured(s, measure_peak_memory_kb(s->pid, &kb), "peak memory");
+    return kb;
+}
+
+long server_memory_kb(struct server *s)
+{
+    long kb = 0;
+    expect_measured(s, measure_memory_kb(s->pid, &kb), "memory");
+    return kb;
+}
+
+long server_threads(struct server *s)
+{
+    long threads = 0;
+    expect_measured(s, measure_threads(s->pid, &threads), "threads");
+    return threads;
 }
 
 int server_open_files(struct server *s)
 {
-    char path[64];
-    int count = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)s->pid);
-    DIR *dir = opendir(path);
-    expect(dir != NULL, "%s: %s", path, strerror(errno));
-    for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
-        count += entry->d_name[0] != '.';
-    closedir(dir);
-    return count;
+    int files = 0;
+    expect_measured(s, measure_open_files(s->pid, &files), "open files");
+    return files;
 }
 
 long long server_cpu_ms(struct server *s)
 {
-    char path[64], text[1024];
-    unsigned long long user = 0, system = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->pid);
-    FILE *stat = fopen(path, "r");
-    expect(stat != NULL, "%s: %s", path, strerror(errno));
-    size_t n = fread(text, 1, sizeof text - 1, stat);
-    fclose(stat);
-    text[n] = '\0';
-    /* The command's name, in parentheses, may hold spaces: count the fields after it. */
-    const char *at = strrchr(text, ')');
-    expect(at != NULL && sscanf(at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                                &user, &system) == 2,
-           "cannot read %s", path);
-    return (long long)((user + system) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+    long long ms = 0;
+    expect_measured(s, measure_cpu_ms(s->pid, &ms), "CPU time");
+    return ms;
 }
 
 const char *server_line(struct server *s, int timeout_ms)
@@ -741,7 +770,7 @@ bool client_send(int fd, const void *data, size_t len)
 
     while (len > 0) {
         /* Never block for good: a server that stops reading must fail the test, not hang it. */
-        if (poll(&p, 1, ms_left(deadline)) <= 0)
+        if (harness_poll(&p, 1, ms_left(deadline)) <= 0)
             return false;
         ssize_t n = send(fd, bytes, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -772,7 +801,7 @@ void client_receive(int fd, struct reply *r, int timeout_ms)
     r->closed = false;
     r->error = 0;
     while (r->len < sizeof r->bytes) {
-        if (poll(&p, 1, ms_left(deadline)) <= 0) {
+        if (harness_poll(&p, 1, ms_left(deadline)) <= 0) {
             r->error = ETIMEDOUT;
             return;
         }
@@ -1038,7 +1067,7 @@ void receive_each(const int fds[], struct reply replies[], long long ended_ms[],
         replies[i] = (struct reply){.len = 0};
         ended_ms[i] = -1;
     }
-    while (open > 0 && poll(p, (nfds_t)n, ms_left(deadline)) > 0) {
+    while (open > 0 && harness_poll(p, (nfds_t)n, ms_left(deadline)) > 0) {
         for (int i = 0; i < n; i++) {
             struct reply *r = &replies[i];
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1081,7 +1110,7 @@ void idle_tick(struct idle_clients *c, int ms)
 {
     char scrap[256];
 
-    poll(NULL, 0, ms);
+    harness_poll(NULL, 0, ms);
     for (int i = 0; i < c->n; i++) {
         if (c->fds[i] < 0)
             continue;

@@ -6,7 +6,10 @@
 #ifndef HARNESS_H
 #define HARNESS_H
 
+#include "system.h"
+
 #include <check.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -39,6 +42,11 @@ long long deadline_in(long long ms);
 int ms_left(long long deadline);
 /* Records that a wait for something a healthy server does at once timed out. */
 void note_timeout(void);
+/* poll(), for the tests' waits: while it waits for fds, or only for timeout_ms when n is 0,
+   it reads what the server under test writes, so that the server never blocks on a full
+   pipe, whatever the pipe's size on this system. Returns how many of fds are ready, 0 when
+   the wait timed out, -1 on an error. */
+int harness_poll(struct pollfd fds[], nfds_t n, int timeout_ms);
 
 /* How long a test may take before Check stops it, in seconds, from the timings above. */
 double test_timeout_seconds(void);
@@ -92,6 +100,7 @@ struct output {
 
 struct server {
     pid_t pid; /* 0 once reaped */
+    struct watcher watcher;
     int status;
     int port;
     struct output out, err;
@@ -114,11 +123,13 @@ bool server_wait_exit(struct server *s, int timeout_ms);
 void server_stop(struct server *s);
 /* Releases what the harness holds for a server that has exited (server_wait_exit). */
 void server_stop_exited(struct server *s);
-/* A line of the server's /proc/PID/status, e.g. "VmHWM" (peak memory, kB) or "Threads". */
-long server_status_field(struct server *s, const char *field);
-/* How many files the server has open, from /proc/PID/fd. */
+/* Measures of the running server (system.h), for the tests of MEASURING_TESTS, which run only
+   where the system can take them: its peak and current memory in kB, its threads, its open
+   files, and the CPU time it has used so far, in milliseconds. */
+long server_peak_memory_kb(struct server *s);
+long server_memory_kb(struct server *s);
+long server_threads(struct server *s);
 int server_open_files(struct server *s);
-/* The CPU time the server has used so far, user and system, in milliseconds. */
 long long server_cpu_ms(struct server *s);
 
 /* The next whole line the server printed on stdout (without its '\n'), waiting up to

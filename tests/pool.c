@@ -97,7 +97,7 @@ TEST(threads_do_not_grow_with_clients)
     struct server s;
 
     server_start(&s);
-    long before = server_status_field(&s, "Threads");
+    long before = server_threads(&s);
     int files = server_open_files(&s);
     /* Sixteen clients that send nothing (yet): the server accepts them all and queues them. */
     for (int i = 0; i < 16; i++)
@@ -105,8 +105,8 @@ TEST(threads_do_not_grow_with_clients)
     note_case("16 clients connected at once, sending nothing");
     long long deadline = deadline_in(patience());
     while (server_open_files(&s) < files + 16 && ms_left(deadline) > 0)
-        poll(NULL, 0, 10);
-    long during = server_status_field(&s, "Threads");
+        harness_poll(NULL, 0, 10);
+    long during = server_threads(&s);
     for (int i = 0; i < 16; i++)
         close(clients[i]);
     expect_hinted(during <= before, HINT_THREAD_PER_CONNECTION,
@@ -169,11 +169,11 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
     idle_open(&idle, 4, s.port);
     long long start = now_ms();
     answer.fd = client_request(s.port, NORMAL_REQUEST);
-    while (poll(&answer, 1, 0) == 0 && now_ms() - start < bound)
+    while (harness_poll(&answer, 1, 0) == 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);
     note_case("four idle clients (two silent, two sending a byte every tenth of a second), then "
               "GET /");
-    expect_hinted(poll(&answer, 1, 0) == 1, HINT_HEAD_TIMEOUT,
+    expect_hinted(harness_poll(&answer, 1, 0) == 1, HINT_HEAD_TIMEOUT,
                   "the next client got no answer within %lld ms", bound);
     client_receive(answer.fd, &r, patience());
     close(answer.fd);
@@ -251,7 +251,7 @@ static void flood(struct server *s, int n)
             started++;
         }
         note_case("%d requests for GET /, %d at a time", n, FLOOD_AT_ONCE);
-        if (poll(p, FLOOD_AT_ONCE, patience()) <= 0) {
+        if (harness_poll(p, FLOOD_AT_ONCE, patience()) <= 0) {
             note_timeout();
             flunk(NULL, "no answer came for %d ms, with %d of %d requests answered", patience(),
                   done, n);
@@ -296,7 +296,7 @@ TEST(survives_a_flood_of_connections)
     /* A first round wakes every worker and settles the server's memory. */
     flood(&s, 4 * FLOOD_AT_ONCE);
     int files = server_open_files(&s);
-    long memory = server_status_field(&s, "VmRSS");
+    long memory = server_memory_kb(&s);
     flood(&s, FLOOD_CONNECTIONS);
     /* Every connection closed, and nothing kept per connection. */
     int after = server_open_files(&s);
@@ -304,7 +304,7 @@ TEST(survives_a_flood_of_connections)
            "the server had %d files open before %d connections and %d after: it leaks "
            "descriptors",
            files, FLOOD_CONNECTIONS, after);
-    long growth = server_status_field(&s, "VmRSS") - memory;
+    long growth = server_memory_kb(&s) - memory;
     expect(growth < 4096, "the server's memory grew by %ld kB in %d connections", growth,
            FLOOD_CONNECTIONS);
     expect_served(&s);
@@ -335,7 +335,7 @@ TEST(survives_running_out_of_descriptors)
     note_case("24 clients that send nothing, to a server allowed %d open files", limit);
     long long deadline = deadline_in(patience());
     while (server_open_files(&s) < limit && ms_left(deadline) > 0)
-        poll(NULL, 0, 10);
+        harness_poll(NULL, 0, 10);
     expect(server_open_files(&s) >= limit,
            "the server has %d of its %d files open after 24 connections: it stopped accepting "
            "them, where main should take every connection and queue it (the queue has no "
@@ -344,7 +344,7 @@ TEST(survives_running_out_of_descriptors)
     /* A second more: a server that retries at once would spin, and fill its log. */
     long long cpu = server_cpu_ms(&s), start = now_ms();
     int lines = lines_saying(&s, strerror(EMFILE));
-    poll(NULL, 0, 1000);
+    harness_poll(NULL, 0, 1000);
     long long spent = server_cpu_ms(&s) - cpu, waited = now_ms() - start;
     lines = lines_saying(&s, strerror(EMFILE)) - lines;
     expect(spent * 2 < waited,
@@ -394,20 +394,18 @@ static void reset_jobs(void)
 /* The pool under test, made from this stage's pool.c, for a test whose jobs start afresh. */
 static ThreadPool *new_pool(size_t threads)
 {
-    expect(thread_pool_new != NULL && thread_pool_execute != NULL,
-           "this stage has no thread pool (no thread_pool_new, thread_pool_execute)");
     reset_jobs();
     ThreadPool *pool = thread_pool_new(threads);
+    expect(pool_lacks() == NULL, "this stage has no thread pool (no %s)", pool_lacks());
     expect(pool != NULL, "thread_pool_new(%zu) failed: %s", threads, strerror(errno));
     return pool;
 }
 
-/* A stage 07 pool runs until the process ends. From stage 08 on, a test drops its pool, so
-   that no thread is left running (and valgrind finds nothing of theirs left behind). */
+/* A stage 07 pool runs until the process ends (its thread_pool_drop is no_pool.c's stand-in,
+   which does nothing). From stage 08 on, a test drops its pool, so that no thread is left
+   running (and valgrind finds nothing of theirs left behind). */
 static void finish_pool(ThreadPool *pool)
 {
-    if (thread_pool_drop == NULL)
-        return;
     capture_stdout();
     thread_pool_drop(pool);
     stdout_captured();
@@ -440,10 +438,10 @@ static bool jobs_ran(int n)
 
 TEST(pool_refuses_zero_threads)
 {
-    expect(thread_pool_new != NULL, "this stage has no thread pool (no thread_pool_new)");
     errno = 0;
     ThreadPool *pool = thread_pool_new(0);
     int error = errno;
+    expect(pool_lacks() == NULL, "this stage has no thread pool (no %s)", pool_lacks());
     expect(pool == NULL, "thread_pool_new(0) returned a pool: a pool of no threads is refused");
     expect(error == EINVAL, "thread_pool_new(0) returned NULL with errno %d (%s), not EINVAL",
            error, strerror(error));

@@ -1,9 +1,9 @@
 /*
  * The thread pool API of stages 07 and 08 (their pool.h), for the tests that call it
  * directly. Each stage's runner links that stage's own pool.c. Stages before 07 have no
- * pool, and stage 07 has no thread_pool_drop: the declarations are weak, so that every
- * runner still links, and a test of a function the stage lacks fails with a message
- * instead (make check-lessons counts on that).
+ * pool, and stage 07 has no thread_pool_drop: no_pool.c stands in for what a stage lacks,
+ * so that every runner still links, and a test of a function the stage lacks fails with a
+ * message instead (make check-lessons counts on that).
  */
 #ifndef POOL_API_H
 #define POOL_API_H
@@ -12,11 +12,12 @@
 
 typedef struct ThreadPool ThreadPool;
 
-#pragma weak thread_pool_new
-#pragma weak thread_pool_execute
-#pragma weak thread_pool_drop
 ThreadPool *thread_pool_new(size_t num_threads);
 int thread_pool_execute(ThreadPool *pool, void (*function)(void *), void *arg);
 void thread_pool_drop(ThreadPool *pool);
+
+/* The first of the functions above that a test called and the stage lacks (no_pool.c's
+   stand-in ran instead), or NULL. */
+const char *pool_lacks(void);
 
 #endif

@@ -10,6 +10,8 @@
  *                 the server's (a grader's SERVER= without POOL=)
  *   --allow-none  a CK_RUN_SUITE or CK_RUN_CASE that names tests of other stages only is not
  *                 an error here (make check runs every stage's runner with the same filter)
+ *   --left-out F  writes to file F, as JSON, the tests of STAGE that this run leaves out and
+ *                 why: "pool" (--no-pool) or "system" (it cannot measure a process: system.h)
  *
  * Check's CK_RUN_SUITE, CK_RUN_CASE (a lesson, or here also one test's name), CK_VERBOSITY,
  * CK_TIMEOUT_MULTIPLIER, CK_TAP_LOG_FILE_NAME and CK_XML_LOG_FILE_NAME work as usual; the
@@ -17,6 +19,7 @@
  * fails: "step05:hostile:survives_hostile_input:14".
  */
 #include "harness.h"
+#include "system.h"
 #include "tests.h"
 
 #include <errno.h>
@@ -53,6 +56,7 @@ struct loop {
 static const struct loop loops[] = {LOOP_TESTS(LOOP)};
 
 static const char *const pool_lessons[] = POOL_LESSONS;
+static const char *const measuring_tests[] = MEASURING_TESTS;
 
 /* The loop of a test, or NULL for a test that runs once. */
 static const struct loop *loop_of(const struct row *row)
@@ -79,6 +83,26 @@ static bool tests_the_pool(const struct row *row)
     return false;
 }
 
+static bool measures(const struct row *row)
+{
+    for (size_t i = 0; i < sizeof measuring_tests / sizeof measuring_tests[0]; i++) {
+        if (strcmp(row->test.name, measuring_tests[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Why a run leaves a test of its stage out: it was told to (--no-pool), or the system cannot
+   do what the test needs; NULL when it runs the test. */
+static const char *left_out_because(const struct row *row, bool no_pool, bool can_measure)
+{
+    if (no_pool && tests_the_pool(row))
+        return "pool";
+    if (!can_measure && measures(row))
+        return "system";
+    return NULL;
+}
+
 /* Prints the table as JSON: every row, its points, and the names of a loop test's cases. */
 static int list_table(void)
 {
@@ -87,9 +111,9 @@ static int list_table(void)
         const struct row *row = &table[i];
         const struct loop *loop = loop_of(row);
         printf("%s\n  {\"lesson\": \"%s\", \"name\": \"%s\", \"first\": %d, \"last\": %d, "
-               "\"points\": %d, \"pool\": %s, \"cases\": ",
+               "\"points\": %d, \"pool\": %s, \"measures\": %s, \"cases\": ",
                i > 0 ? "," : "", row->lesson, row->test.name, row->first, row->last, row->points,
-               tests_the_pool(row) ? "true" : "false");
+               tests_the_pool(row) ? "true" : "false", measures(row) ? "true" : "false");
         if (loop == NULL) {
             printf("null}");
             continue;
@@ -124,7 +148,8 @@ static bool row_selected(const struct row *row, const struct filter *f)
            strcmp(f->test_case, row->test.name) == 0;
 }
 
-static Suite *stage_suite(int number, bool new_only, bool no_pool, const struct filter *f)
+static Suite *stage_suite(int number, bool new_only, bool no_pool, bool can_measure,
+                          const struct filter *f)
 {
     static char name[16];
     const char *lesson = NULL;
@@ -138,7 +163,7 @@ static Suite *stage_suite(int number, bool new_only, bool no_pool, const struct 
         const struct row *row = &table[i];
         if (new_only ? row->first != number : number < row->first || number > row->last)
             continue;
-        if ((no_pool && tests_the_pool(row)) || !row_selected(row, f))
+        if (left_out_because(row, no_pool, can_measure) != NULL || !row_selected(row, f))
             continue;
         /* Rows come in lesson order: a new lesson starts a new test case. */
         if (lesson == NULL || strcmp(lesson, row->lesson) != 0) {
@@ -196,6 +221,42 @@ static int nothing_to_run(int number, const struct filter *f, bool allow_none, b
     }
     fprintf(stderr, "\n");
     return EXIT_FAILURE;
+}
+
+/* Says which tests of the stage this run leaves out because the system cannot measure, and
+   writes every left-out test to path (if not NULL) as JSON, for make grade. */
+static void report_left_out(int number, bool no_pool, bool can_measure, const char *path)
+{
+    FILE *json = path != NULL ? fopen(path, "w") : NULL;
+    char names[2048] = "";
+    int left = 0, system = 0;
+
+    if (path != NULL && json == NULL)
+        perror(path);
+    if (json != NULL)
+        fprintf(json, "{\"left_out\": [");
+    for (size_t i = 0; i < ROWS; i++) {
+        const struct row *row = &table[i];
+        const char *why = left_out_because(row, no_pool, can_measure);
+        if (number < row->first || number > row->last || why == NULL)
+            continue;
+        if (json != NULL)
+            fprintf(json, "%s\n  {\"lesson\": \"%s\", \"name\": \"%s\", \"why\": \"%s\"}",
+                    left > 0 ? "," : "", row->lesson, row->test.name, why);
+        left++;
+        if (strcmp(why, "system") == 0) {
+            size_t len = strlen(names);
+            snprintf(names + len, sizeof names - len, "%s%s:%s", system++ > 0 ? ", " : "",
+                     row->lesson, row->test.name);
+        }
+    }
+    if (system > 0)
+        printf("step%02d: %d %s not run on this system, neither passed nor failed: %s. %s\n",
+               number, system, system == 1 ? "test is" : "tests are", names, SYSTEM_CANNOT_MEASURE);
+    if (json != NULL) {
+        fprintf(json, "\n]}\n");
+        fclose(json);
+    }
 }
 
 /* Writes the TAP log: one line per case, named the same whether it passed or failed, with
@@ -273,7 +334,7 @@ static const char *take_variable(const char *name)
 static int usage(const char *program)
 {
     fprintf(stderr,
-            "usage: %s [--new] [--no-pool] [--allow-none] STAGE SERVER\n"
+            "usage: %s [--new] [--no-pool] [--allow-none] [--left-out FILE] STAGE SERVER\n"
             "       %s --list\n",
             program, program);
     return 2;
@@ -283,6 +344,7 @@ int main(int argc, char **argv)
 {
     static char root[PATH_MAX], server[PATH_MAX];
     bool new_only = false, no_pool = false, allow_none = false;
+    const char *left_out = NULL;
     int arg = 1;
 
     if (argc == 2 && strcmp(argv[1], "--list") == 0)
@@ -294,6 +356,8 @@ int main(int argc, char **argv)
             no_pool = true;
         else if (strcmp(argv[arg], "--allow-none") == 0)
             allow_none = true;
+        else if (strcmp(argv[arg], "--left-out") == 0 && arg + 1 < argc)
+            left_out = argv[++arg];
         else
             return usage(argv[0]);
     }
@@ -327,9 +391,11 @@ int main(int argc, char **argv)
 
     struct filter filter = {take_variable("CK_RUN_SUITE"), take_variable("CK_RUN_CASE")};
     const char *tap = take_variable("CK_TAP_LOG_FILE_NAME");
-    SRunner *runner = srunner_create(stage_suite(stage, new_only, no_pool, &filter));
+    bool can_measure = system_can_measure();
+    SRunner *runner = srunner_create(stage_suite(stage, new_only, no_pool, can_measure, &filter));
     if (planned == 0) {
         srunner_free(runner);
+        report_left_out(stage, no_pool, can_measure, left_out);
         return nothing_to_run(stage, &filter, allow_none, no_pool);
     }
     if (!new_only)
@@ -339,6 +405,7 @@ int main(int argc, char **argv)
         printf("step%02d: the tests of the pool's API (pool_api%s) are not run: they call a "
                "pool.c, and this run has none of the server's (POOL=dir gives one)\n",
                stage, stage >= 8 ? ", drop_api" : "");
+    report_left_out(stage, no_pool, can_measure, left_out);
     fflush(stdout);
 
     harness_begin();
