@@ -94,19 +94,21 @@ $(BUILD)/tests/$(1): $(wildcard $(2)/*.c $(2)/*.h)
 	    $$(filter %.c,$$^) $$(LDFLAGS)
 
 # The test runner for the stage: the whole suite, with the stage's pool.c where it has one.
-$(BUILD)/tests/check-$(1): $(TEST_OBJECTS) $(wildcard $(2)/pool.c $(2)/pool.h)
+$(BUILD)/tests/check-$(1): $(TEST_OBJECTS) $(wildcard $(2)/pool.c $(2)/pool.h) tests/count_alloc.h
 	$$(call link_runner,$(2))
 endef
 $(foreach stage,$(STAGES),$(eval $(call stage_rules,$(stage),$(call stage_dir,$(stage)))))
 
 # Links a runner with the pool of the folder $(1), if it has one, after checking that its
-# pool.h declares what the tests call (tests/pool_header.c).
+# pool.h declares what the tests call (tests/pool_header.c); the pool's allocations are
+# counted (tests/count_alloc.h), so that the tests see what its drop leaves behind.
 define link_runner
 	$(if $(wildcard $(1)/pool.h),$(CC) $(TEST_FLAGS) -I$(1) -Itests -fsyntax-only \
 	    tests/pool_header.c || { echo "$(1)/pool.h must declare the pool's functions as \
 	    the lesson's pool.h does" >&2; exit 1; })
 	$(CC) $(STAGE_FLAGS) $(SANITIZE_FLAGS) $(CFLAGS) -o $@ $(TEST_OBJECTS) \
-	    $(wildcard $(1)/pool.c) $(CHECK_LIBS) $(LDFLAGS)
+	    $(if $(wildcard $(1)/pool.c),-include tests/count_alloc.h $(1)/pool.c) $(CHECK_LIBS) \
+	    $(LDFLAGS)
 endef
 
 # A grader's own pool: POOL=dir holds its pool.c and pool.h, and the runners for it are built
@@ -114,7 +116,8 @@ endef
 ifneq ($(POOL),)
 POOL_DIR := $(abspath $(POOL))
 POOL_BUILD := $(BUILD)/tests/pool$(subst /,-,$(POOL_DIR))
-$(POOL_BUILD)/check-%: $(TEST_OBJECTS) $(POOL_DIR)/pool.c $(POOL_DIR)/pool.h | need-check
+$(POOL_BUILD)/check-%: $(TEST_OBJECTS) $(POOL_DIR)/pool.c $(POOL_DIR)/pool.h tests/count_alloc.h \
+    | need-check
 	@mkdir -p $(@D)
 	$(call link_runner,$(POOL_DIR))
 endif
@@ -165,7 +168,7 @@ $(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $$(call runner,$$*)
 
 # make grade: the suite's verdict in the formats grading platforms read, written under
 # GRADE_DIR by tests/grade.py from each runner's Check XML and its list of the tests it left
-# out (stepNN.left-out.json): JUnit XML (junit.xml), Gradescope's
+# out and the causes its failures share (stepNN.report.json): JUnit XML (junit.xml), Gradescope's
 # results.json, and a summary of points per lesson (summary.txt). SERVER=path STAGE=NN grades
 # a grader's server, POOL=dir its pool as well; with neither, the repository's own stages are
 # graded. A pool that does not build is graded as failing its pool tests, with the compiler's
@@ -203,7 +206,7 @@ $(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),,$
 	fi; \
 	echo "$$flags" > $(GRADE_DIR)/$*.flags; \
 	$(TEST_ENV) CK_XML_LOG_FILE_NAME=$(GRADE_DIR)/$*.xml CK_TAP_LOG_FILE_NAME=$(GRADE_DIR)/$*.tap \
-	    $$runner $$flags --left-out $(GRADE_DIR)/$*.left-out.json \
+	    $$runner $$flags --report $(GRADE_DIR)/$*.report.json \
 	    $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
 	    > $(GRADE_DIR)/$*.log 2>&1; \
 	echo $$? > $(GRADE_DIR)/$*.status; \
@@ -236,8 +239,8 @@ check-listings: all tests
 
 check-docs: all tests
 	@sh tests/need-packages.sh "make check-docs needs" \
-	    "command -v curl && command -v ss && command -v valgrind && command -v pkill && nc -h 2>&1 | grep -q OpenBSD" \
-	    curl netcat-openbsd iproute2 valgrind procps
+	    "command -v curl && command -v ss && command -v valgrind && command -v lsof && nc -h 2>&1 | grep -q OpenBSD" \
+	    curl netcat-openbsd iproute2 valgrind lsof
 	python3 tests/docs.py $(DOCS)
 
 # Stage 08 under valgrind's memcheck. The tests of these lessons run the server through a
@@ -247,19 +250,22 @@ check-docs: all tests
 # The pool's own tests run inside the runner, itself under valgrind.
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite,indirect,possible
+# SERVER=path and POOL=dir put a grader's stage 08 server and pool under valgrind instead (with
+# SERVER= and no POOL=, the pool's own tests are not run).
 VALGRIND_SERVER_CASES = robust hostile html route sleep shutdown
-VALGRIND_POOL_CASES = pool_api drop_api
-check-valgrind: $(BUILD)/tests/step08 $(BUILD)/tests/check-step08
-	printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(VALGRIND)' '$(abspath $(BUILD)/tests/step08)' \
+VALGRIND_POOL_CASES = $(if $(SERVER),$(if $(POOL),pool_api drop_api),pool_api drop_api)
+VALGRIND_TARGET = $(or $(SERVER),$(BUILD)/tests/step08)
+check-valgrind: $(if $(SERVER),,$(BUILD)/tests/step08) $(call runner,step08)
+	printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(VALGRIND)' '$(abspath $(VALGRIND_TARGET))' \
 	    > $(BUILD)/tests/step08-valgrind
 	chmod +x $(BUILD)/tests/step08-valgrind
 	for case in $(VALGRIND_SERVER_CASES); do \
-	    CK_RUN_CASE=$$case CK_TIMEOUT_MULTIPLIER=3 $(TEST_ENV) $(BUILD)/tests/check-step08 08 \
+	    CK_RUN_CASE=$$case CK_TIMEOUT_MULTIPLIER=3 $(TEST_ENV) $(call runner,step08) 08 \
 	        $(BUILD)/tests/step08-valgrind || exit 1; \
 	done
 	for case in $(VALGRIND_POOL_CASES); do \
-	    CK_FORK=no CK_RUN_CASE=$$case $(TEST_ENV) $(VALGRIND) $(BUILD)/tests/check-step08 08 \
-	        $(BUILD)/tests/step08 || exit 1; \
+	    CK_FORK=no CK_RUN_CASE=$$case $(TEST_ENV) $(VALGRIND) $(call runner,step08) 08 \
+	        $(VALGRIND_TARGET) || exit 1; \
 	done
 
 # The whole suite, many times in a row: a test that fails even once in these runs is flaky.

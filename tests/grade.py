@@ -4,7 +4,8 @@
     python3 tests/grade.py GRADE_DIR step05 [step07 ...]
 
 make grade leaves in GRADE_DIR, for each graded stage, what its Check runner wrote: Check's XML
-log (stepNN.xml), the tests it left out and why (stepNN.left-out.json), the runner's output
+log (stepNN.xml), its report (stepNN.report.json: the tests it left out and why, and the causes
+that several failures share), the runner's output
 (stepNN.log) and exit status (stepNN.status), the suite's
 table (table.json: each test's lesson, stages and points), and where they apply the build logs of
 a grader's pool (pool-build.*) and of a student's server (server-build.*). This script writes
@@ -164,6 +165,19 @@ def did_not_build(what, log):
     return "%s did not build: %s\n%s" % (what, lead[0], log.rstrip())
 
 
+def shares(points, n):
+    """A test's points shared among its n cases, so that they add up to the test's points
+    exactly, in the numbers of every platform: halves, quarters, eighths... (the fewest that
+    give each case some), which binary floating point holds without rounding, so that a
+    platform that adds the cases up shows 31, never 31.000000000000014. The first cases get
+    the units left over."""
+    unit = 1
+    while points * unit < n and unit < 1024:
+        unit *= 2
+    units = int(Fraction(points) * unit)
+    return [Fraction(units // n + (1 if i < units % n else 0), unit) for i in range(n)]
+
+
 def grade_stage(folder, stage, table):
     """The stage's cases, each with its verdict, and notes for the summary."""
     number = int(stage[4:])
@@ -175,13 +189,15 @@ def grade_stage(folder, stage, table):
     server_log = read(os.path.join(folder, "server-build.log")) or ""
     pool_failed = os.path.exists(os.path.join(folder, "pool-build.status"))
     pool_log = read(os.path.join(folder, "pool-build.log")) or ""
-    notes, cases = [], []
-
     try:
-        left_out = {(row["name"]): row["why"] for row in json.loads(
-            read(os.path.join(folder, stage + ".left-out.json")) or "{}").get("left_out", [])}
+        report = json.loads(read(os.path.join(folder, stage + ".report.json")) or "{}")
+        left_out = {row["name"]: row["why"] for row in report.get("left_out", [])}
+        causes = [(int(c["count"]), str(c["cause"])) for c in report.get("shared_causes", [])]
     except (ValueError, KeyError, TypeError, AttributeError):
-        left_out = {}
+        left_out, causes = {}, []
+    # What several failures share comes first: one mistake, named once.
+    notes = ["%d failures share one cause: %s" % cause for cause in causes]
+    cases = []
     # make grade writes the options it gave the runner (stepNN.flags): --no-pool says that the
     # pool's tests were left out, even when the runner could not start to say so itself.
     flags = (read(os.path.join(folder, stage + ".flags")) or "").split()
@@ -221,9 +237,8 @@ def grade_stage(folder, stage, table):
         if not row["first"] <= number <= row["last"]:
             continue
         names = row.get("cases") or [None]
-        for index, case_name in enumerate(names):
-            case = Case(stage, row["lesson"], row["name"],
-                        Fraction(row["points"]) / len(names),
+        for index, (case_name, share) in enumerate(zip(names, shares(row["points"], len(names)))):
+            case = Case(stage, row["lesson"], row["name"], share,
                         None if row.get("cases") is None else index, case_name, row["pool"])
             planned.append(((row["name"], index), case))
     # Results of tests the table does not plan here are kept, at no points: never dropped.
@@ -282,6 +297,9 @@ def summary(stages):
         got_all, max_all = got_all + got, max_all + most
         lines.append("%s: %s / %s points, %d of %d tests passed" % (
             stage, points(got), points(most), passed, run))
+        shared = [note for note in notes if " share one cause: " in note]
+        notes = [note for note in notes if note not in shared]
+        lines.extend("  " + note for note in shared)
         first = (log or "").splitlines()[:1]
         if first and " testing " in first[0]:
             lines.append("  " + first[0])  # what was tested, and at which timings
@@ -336,7 +354,7 @@ def junit(stages):
     root = ET.Element("testsuites", name="make grade")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
-    for stage, (cases, _, _) in stages.items():
+    for stage, (cases, notes, _) in stages.items():
         got, most, _, _ = totals(cases)
         suite_time = sum(c.time for c in cases)
         suite = ET.SubElement(root, "testsuite", {
@@ -347,6 +365,9 @@ def junit(stages):
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="points", value=points(got))
         ET.SubElement(properties, "property", name="max_points", value=points(most))
+        for note in notes:
+            if " share one cause: " in note:
+                ET.SubElement(properties, "property", name="shared_cause", value=xml_text(note))
         for case in cases:
             element = ET.SubElement(suite, "testcase", classname="%s.%s" % (stage, case.lesson),
                                     name=xml_text(case.name), time="%.3f" % case.time)

@@ -3,6 +3,7 @@
  * running process) is in system.c.
  */
 #include "harness.h"
+#include "pool_api.h"
 #include "system.h"
 
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,13 +49,30 @@ double time_multiplier = 1;
    runs in a child process of the runner (Check forks), and writes to the same memory. */
 struct run {
     int timeouts;
-    bool short_patience_said;
     long long started_ms, deadline_ms;
     char scratch[PATH_MAX];
+    int tests_started;
+    /* Each failure's cause (note_cause), if it said one, and the test that failed: its place
+       in the order the tests ran. */
+    int failures;
+    struct {
+        int test;
+        char cause[CAUSE_MAX];
+    } failed[512];
 };
 static struct run *run;
 /* The end of the test that is running: its waits end before Check's timeout would stop it. */
 static long long test_deadline_ms;
+
+/* What a failure message says besides its own words: the server the test last started (and
+   how), and what the test last sent it (and the bytes themselves, to send them again). */
+static struct server *current;
+static char sent[640], sent_before[640];
+/* What caused the failure that is being said (note_cause). */
+static char cause[CAUSE_MAX];
+static char started[1200];
+static char sent_bytes[512];
+static size_t sent_len; /* 0: no bytes to send again (none, too many, or a case) */
 
 long long now_ms(void)
 {
@@ -113,6 +132,10 @@ void harness_begin(void)
 
 void harness_test_setup(void)
 {
+    run->tests_started++;
+    cause[0] = '\0';
+    sent[0] = sent_before[0] = '\0';
+    sent_len = 0;
     /* Every wait ends a second before Check's timeout, so that the test fails with a
        message that says what it was waiting for. */
     test_deadline_ms =
@@ -228,15 +251,50 @@ const char HINT_QUEUED_JOBS[] =
     "Jobs still queued when the shutdown began were lost: a worker may leave only when the "
     "queue is empty and the pool is shutting down: stage 08's lesson, \"Every queued job still "
     "runs\".";
+const char HINT_DROP_HANGS[] =
+    "thread_pool_drop waits (joins) for a worker that never leaves. Set the flag with the mutex "
+    "held and wake every worker with pthread_cond_broadcast (pthread_cond_signal wakes only "
+    "one); a worker leaves once the queue is empty and the flag is set: stage 08's lesson, "
+    "\"Closing the channel: a flag and a broadcast\".";
+const char HINT_POOL_HANGS[] =
+    "A call that never returns waits for a mutex that nobody unlocks (a return, or an error path, "
+    "that skips pthread_mutex_unlock; a job run with the mutex held), or on a condition variable "
+    "that nobody signals.";
+const char HINT_DROP_FREES[] =
+    "The drop frees what the pool allocated: after the joins, the workers and the pool itself "
+    "(and any job still queued, though a drained queue has none): stage 08's lesson, \"Drop is "
+    "a call you write\".";
+const char HINT_POOL_CRASHED[] =
+    "The test process crashed in the pool's code (or in a job it ran). Often a worker woke with "
+    "the queue empty and took a job that is not there: wait in a while loop, not an if: stage "
+    "07's lesson, \"Lock, wait, take, unlock: then run\".";
 const char HINT_STOP_SIGNALS[] =
     "SIGINT and SIGTERM must start the same graceful shutdown as the last of REQUESTS: catch "
     "them, and have the handler do no more than wake the accept loop: stage 08's lesson, "
     "\"Part 2: Ctrl-C\".";
 
-/* What a failure message says besides its own words: the server the test last started, and
-   what it last sent it. */
-static struct server *current;
-static char sent[640];
+const char HINT_CRASHED[] =
+    "The server crashed: a bug in its own code, which no request may reach. Start it by hand as "
+    "below and send it the same bytes; built with -g -fsanitize=address,undefined, it says "
+    "where.";
+const char HINT_EXITED[] =
+    "The server exited in the middle of the test. Nothing a client sends, and no client that "
+    "leaves, may end the server: a failed read or write ends that one connection. Look for an "
+    "exit() or a return from main on an error of one connection.";
+const char HINT_SPINNING[] =
+    "The server burns CPU while it has nothing to do: a loop retries at once, where it should "
+    "wait (in accept, recv or poll), or pause after a failure that lasts (EMFILE).";
+const char HINT_NOT_ACCEPTING[] =
+    "The main thread must go back to accept() at once after it hands a connection to the pool, "
+    "whatever the workers are doing: it never reads, waits or sleeps itself: stage 07's "
+    "lesson, \"How the code does it\".";
+const char HINT_REQUESTS[] =
+    "After REQUESTS connections the main loop stops accepting, prints \"Shutting down server, "
+    "gracefully!\", drops the pool and returns from main: stage 08's lesson, \"Part 1: take(N) "
+    "and the pool's drop\".";
+const char HINT_TIMINGS[] =
+    "If the server keeps other timings than these, say so: SERVER_SLEEP_SECONDS and "
+    "SERVER_HEAD_TIMEOUT_SECONDS (whole seconds) for make check-stepNN and make grade.";
 
 const char *shown(const char *bytes, size_t len)
 {
@@ -261,23 +319,51 @@ const char *shown(const char *bytes, size_t len)
 
 void note_sent(const void *bytes, size_t len)
 {
+    memcpy(sent_before, sent, sizeof sent);
     snprintf(sent, sizeof sent, "\"%.500s\"%s", shown(bytes, len < 500 ? len : 500),
              len > 500 ? "..." : "");
     if (len > 60)
         snprintf(sent + strlen(sent), sizeof sent - strlen(sent), " (%zu bytes)", len);
+    sent_len = len <= sizeof sent_bytes ? len : 0;
+    memcpy(sent_bytes, bytes, sent_len);
+}
+
+void note_cause(const char *format, ...)
+{
+    va_list ap;
+
+    va_start(ap, format);
+    vsnprintf(cause, sizeof cause, format, ap);
+    va_end(ap);
+}
+
+int harness_failures(void)
+{
+    return run->failures < (int)(sizeof run->failed / sizeof run->failed[0])
+               ? run->failures
+               : (int)(sizeof run->failed / sizeof run->failed[0]);
+}
+
+const char *harness_failure_cause(int i, int *test)
+{
+    *test = run->failed[i].test;
+    return run->failed[i].cause;
 }
 
 void note_case(const char *format, ...)
 {
     va_list ap;
 
+    memcpy(sent_before, sent, sizeof sent);
     va_start(ap, format);
     vsnprintf(sent, sizeof sent, format, ap);
     va_end(ap);
+    sent_len = 0;
 }
 
 static bool output_pull(struct output *o);
 static const char *server_state(struct server *s);
+static bool wait_for_exit(struct server *s, int timeout_ms);
 
 /* Appends to buf[*len..cap) what printf would print, as much as fits. */
 static void append(char *buf, size_t cap, size_t *len, const char *format, ...)
@@ -295,37 +381,196 @@ static void append(char *buf, size_t cap, size_t *len, const char *format, ...)
         *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
 }
 
+/* What the harness finds when it looks at the server after a failed expectation. */
+enum diagnosis {
+    NO_SERVER,     /* the test runs none (the pool's API tests) */
+    HEALTHY,       /* running, and idle: the test's own words and hint stand */
+    SPINNING,      /* running, and busy on the CPU with nothing to do */
+    NOT_ACCEPTING, /* running, and a new connection is not taken (a pool stage's main loop) */
+    CRASHED,       /* killed by a signal it did not ask for */
+    BROKEN_PIPE,
+    STOPPED,         /* from stage 08, killed by SIGINT or SIGTERM: it does not catch them */
+    EXITED,          /* exited when the test did not expect it to */
+    EXITED_AT_START, /* the same, before it listened */
+};
+
+#define NO_LONGER_ACCEPTS "the server no longer takes new connections"
+
+/* Whether a pool stage's server (07 on, started by server_start) leaves a new connection
+   untaken: its main thread should accept at once, whatever its workers do, and the connection
+   then shows among its open files. Says what it found into finding. */
+static bool stopped_accepting(struct server *s, char *finding, size_t cap)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    struct pollfd p = {.events = POLLOUT};
+    int before, now = 0, error = 0;
+    socklen_t size = sizeof error;
+
+    /* A server that is shutting down has stopped accepting, as it should. */
+    if (stage < 7 || !s->started_plainly || s->exit_expected || s->port <= 0 ||
+        strstr(s->out.text, "Shutting down server, gracefully!") != NULL ||
+        !measure_open_files(s->pid, &before))
+        return false;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p.fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (p.fd < 0)
+        return false;
+    fcntl(p.fd, F_SETFL, O_NONBLOCK);
+    bool connected = connect(p.fd, (struct sockaddr *)&address, sizeof address) == 0;
+    if (!connected && errno == EINPROGRESS && harness_poll(&p, 1, 300) == 1)
+        connected = getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &error, &size) == 0 && error == 0;
+    long long start = now_ms();
+    while (connected && now_ms() - start < 300 && measure_open_files(s->pid, &now) && now <= before)
+        harness_poll(NULL, 0, 10);
+    close(p.fd);
+    if (connected && now > before)
+        return false;
+    snprintf(finding, cap, "%s: %s", NO_LONGER_ACCEPTS,
+             connected ? "one waited 300 ms in its backlog, and was not accepted"
+                       : "a connect() did not complete in 300 ms (its backlog is full)");
+    return true;
+}
+
+/* Looks at the server: reaps it if it has just died (of the request that failed, say, after
+   a moment), or measures its CPU for a moment where the system can. Writes what it found
+   into finding, for the headline. */
+static enum diagnosis diagnose(struct server *s, char *finding, size_t cap)
+{
+    long long cpu_before, cpu_after;
+
+    if (s == NULL)
+        return NO_SERVER;
+    wait_for_exit(s, 100);
+    snprintf(finding, cap, "the server %s", server_state(s));
+    if (s->pid != 0) {
+        long long start = now_ms();
+        if (!measure_cpu_ms(s->pid, &cpu_before))
+            return HEALTHY;
+        harness_poll(NULL, 0, 200);
+        long long waited = now_ms() - start;
+        /* Too short a look (the test's time is spent) tells nothing. */
+        if (waited < 150 || !measure_cpu_ms(s->pid, &cpu_after))
+            return HEALTHY;
+        long long spent = cpu_after - cpu_before;
+        if (spent * 4 >= waited * 3) {
+            snprintf(finding, cap,
+                     "the server is busy on the CPU, with nothing to do: %lld ms of CPU in %lld ms",
+                     spent, waited);
+            return SPINNING;
+        }
+        return stopped_accepting(s, finding, cap) ? NOT_ACCEPTING : HEALTHY;
+    }
+    if (WIFEXITED(s->status)) {
+        if (s->exit_expected)
+            return HEALTHY;
+        if (s->port <= 0) {
+            snprintf(finding, cap,
+                     "the server exited, with status %d, before it printed its Listening line",
+                     WEXITSTATUS(s->status));
+            return EXITED_AT_START;
+        }
+        snprintf(finding, cap, "the server exited, with status %d, in the middle of the test",
+                 WEXITSTATUS(s->status));
+        return EXITED;
+    }
+    int signal = WIFSIGNALED(s->status) ? WTERMSIG(s->status) : 0;
+    if (signal == SIGPIPE)
+        return BROKEN_PIPE;
+    if (stage >= 8 && (signal == SIGTERM || signal == SIGINT))
+        return STOPPED;
+    snprintf(finding, cap, "the server crashed: %s", server_state(s));
+    return CRASHED;
+}
+
+/* Appends the shell's quoting of bytes as printf's format: what is not printable, in octal
+   (POSIX printf knows no \x). */
+static void append_printf_format(char *buf, size_t cap, size_t *len, const char *bytes, size_t n)
+{
+    append(buf, cap, len, "'");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)bytes[i];
+        if (c == '\'')
+            append(buf, cap, len, "'\\''");
+        else if (c == '\\')
+            append(buf, cap, len, "\\\\");
+        else if (c == '%')
+            append(buf, cap, len, "%%%%");
+        else if (c >= ' ' && c <= '~')
+            append(buf, cap, len, "%c", c);
+        else
+            append(buf, cap, len, "\\%03o", c);
+    }
+    append(buf, cap, len, "'");
+}
+
 void flunk_at(const char *file, int line, const char *hint, const char *format, ...)
 {
-    static char message[6000];
-    size_t len = 0;
+    static char message[8000];
+    char said[2400], finding[256];
     va_list ap;
+    size_t len = 0;
 
     va_start(ap, format);
-    int n = vsnprintf(message, 2400, format, ap);
+    vsnprintf(said, sizeof said, format, ap);
     va_end(ap);
-    len = n < 0 ? 0 : n < 2400 ? (size_t)n : 2399;
+    /* The server first: how it ended, or what it does, says more than the expectation that
+       happened to fail, and a lesson's hint is given only where the server gives no other
+       explanation. */
+    enum diagnosis diagnosis = diagnose(current, finding, sizeof finding);
+    bool explained = diagnosis == CRASHED || diagnosis == EXITED || diagnosis == SPINNING ||
+                     diagnosis == NOT_ACCEPTING || diagnosis == EXITED_AT_START;
+    if (diagnosis == NOT_ACCEPTING)
+        note_cause("%s", NO_LONGER_ACCEPTS);
+    else if (explained)
+        note_cause("%s", finding);
+    else if (diagnosis == BROKEN_PIPE)
+        note_cause("SIGPIPE killed the server");
+    else if (diagnosis == STOPPED)
+        note_cause("the server %s", server_state(current));
+    if (run != NULL && run->failures < (int)(sizeof run->failed / sizeof run->failed[0])) {
+        run->failed[run->failures].test = run->tests_started - 1;
+        memcpy(run->failed[run->failures].cause, cause, sizeof cause);
+    }
+    if (run != NULL)
+        run->failures++;
+    if (explained) {
+        append(message, sizeof message, &len, "%s", finding);
+        if (strcmp(said, "the server has ended") != 0)
+            append(message, sizeof message, &len, ". What the test saw: %s", said);
+        hint = diagnosis == CRASHED           ? HINT_CRASHED
+               : diagnosis == EXITED          ? HINT_EXITED
+               : diagnosis == EXITED_AT_START ? HINT_LISTENING
+               : diagnosis == SPINNING        ? HINT_SPINNING
+                                              : HINT_NOT_ACCEPTING;
+    } else {
+        append(message, sizeof message, &len, "%s", said);
+        if (diagnosis == BROKEN_PIPE)
+            hint = HINT_SIGPIPE;
+        else if (diagnosis == STOPPED)
+            hint = HINT_STOP_SIGNALS;
+    }
     if (sent[0] != '\0')
         append(message, sizeof message, &len, "\n  sent: %s", sent);
+    /* A server dies a moment after what killed it: that may have been the step before. */
+    if (sent_before[0] != '\0' &&
+        (diagnosis == CRASHED || diagnosis == EXITED || diagnosis == BROKEN_PIPE))
+        append(message, sizeof message, &len, "\n  and before that: %s", sent_before);
     if (current != NULL) {
-        /* A server that has just died (of the request that failed, say) may not have been
-           reaped yet: give it a moment, so that the message says how it ended. */
-        server_wait_exit(current, 100);
-        const char *state = server_state(current);
         output_pull(&current->err);
-        append(message, sizeof message, &len, "\n  the server: %s", state);
+        append(message, sizeof message, &len, "\n  the server: %s", server_state(current));
         append(message, sizeof message, &len, "\n  its stderr: %s",
                current->err.len == 0 ? "(nothing)" : shown(current->err.text, current->err.len));
-        /* Some endings say what went wrong by themselves. */
-        if (current->pid == 0 && WIFSIGNALED(current->status) &&
-            WTERMSIG(current->status) == SIGPIPE)
-            hint = HINT_SIGPIPE;
-        else if (current->pid == 0 && stage >= 8 && WIFSIGNALED(current->status) &&
-                 (WTERMSIG(current->status) == SIGTERM || WTERMSIG(current->status) == SIGINT))
-            hint = HINT_STOP_SIGNALS;
     }
     if (hint != NULL)
         append(message, sizeof message, &len, "\n  hint: %s", hint);
+    if (current != NULL) {
+        append(message, sizeof message, &len, "\n  try it: %s", started);
+        if (sent_len > 0) {
+            append(message, sizeof message, &len, "\n    then, in another terminal: printf ");
+            append_printf_format(message, sizeof message, &len, sent_bytes, sent_len);
+            append(message, sizeof message, &len, " | nc -N 127.0.0.1 PORT");
+        }
+    }
     if (run != NULL && now_ms() >= run->deadline_ms)
         append(message, sizeof message, &len,
                "\n  note: the run's budget of %d s is spent, so this test waited for nothing",
@@ -428,6 +673,41 @@ static void output_close(struct output *o)
 
 /* ---- Servers -------------------------------------------------------------------------- */
 
+/* Appends text to buf[*len..cap) quoted for the shell, where it needs quotes. */
+static void append_quoted(char *buf, size_t cap, size_t *len, const char *text)
+{
+    if (*text != '\0' && strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789/._-+=:,") == strlen(text)) {
+        append(buf, cap, len, "%s", text);
+        return;
+    }
+    append(buf, cap, len, "'");
+    for (; *text != '\0'; text++)
+        append(buf, cap, len, *text == '\'' ? "'\\''" : "%c", *text);
+    append(buf, cap, len, "'");
+}
+
+/* Notes how the server was started, as a command to start it again by hand. */
+static void note_started(const char *dir, const char *const argv[], int fd_limit)
+{
+    size_t len = 0;
+
+    started[0] = '\0';
+    append(started, sizeof started, &len, "cd ");
+    append_quoted(started, sizeof started, &len, dir != NULL ? dir : root_dir);
+    append(started, sizeof started, &len, " && ");
+    if (fd_limit > 0)
+        append(started, sizeof started, &len, "(ulimit -n %d; ", fd_limit);
+    for (int i = 0; argv[i] != NULL; i++) {
+        append(started, sizeof started, &len, "%s", i > 0 ? " " : "");
+        append_quoted(started, sizeof started, &len, argv[i]);
+    }
+    if (fd_limit > 0)
+        append(started, sizeof started, &len, ")");
+    if (argv[1] != NULL && strcmp(argv[1], "0") == 0)
+        append(started, sizeof started, &len, "   (port 0: it prints the port it got, PORT)");
+}
+
 /* server_spawn, with at most fd_limit open files for the server when fd_limit > 0. */
 static void spawn(struct server *s, const char *dir, const char *const args[], int fd_limit)
 {
@@ -464,6 +744,7 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
     close(out[1]);
     close(err[1]);
     *s = (struct server){.pid = pid, .port = -1};
+    note_started(dir, argv, fd_limit);
     /* The server dies with the test that started it, even one that fails or times out. */
     if (!watcher_start(&s->watcher, pid)) {
         kill(pid, SIGKILL);
@@ -473,7 +754,6 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
     output_open(&s->out, out[0]);
     output_open(&s->err, err[0]);
     current = s;
-    sent[0] = '\0';
 }
 
 void server_spawn(struct server *s, const char *dir, const char *const args[])
@@ -508,6 +788,7 @@ void server_start_with_fd_limit(struct server *s, int fd_limit)
     const char *args[] = {"0", stage >= 8 ? "1000000" : NULL, NULL};
 
     spawn(s, NULL, args, fd_limit);
+    s->started_plainly = true;
     server_wait_listening(s);
 }
 
@@ -532,6 +813,12 @@ static bool reap(struct server *s, int options)
 }
 
 bool server_wait_exit(struct server *s, int timeout_ms)
+{
+    s->exit_expected = true;
+    return wait_for_exit(s, timeout_ms);
+}
+
+static bool wait_for_exit(struct server *s, int timeout_ms)
 {
     long long deadline = deadline_in(timeout_ms);
 
@@ -575,6 +862,18 @@ static void expect_alive(struct server *s)
     expect(server_state(s)[0] == 's', "the server has ended");
 }
 
+void expect_exit_after_shutdown(struct server *s, const char *after)
+{
+    if (!server_printed(s, "Shutting down server, gracefully!", 0))
+        return;
+    note_cause("the server prints \"Shutting down server, gracefully!\", and then never exits: "
+               "its drop waits for a worker that never leaves");
+    flunk(HINT_DROP_HANGS,
+          "after %s, the server printed \"Shutting down server, gracefully!\", and had not "
+          "exited %d ms later",
+          after, patience());
+}
+
 void server_stop(struct server *s)
 {
     expect_alive(s);
@@ -586,6 +885,7 @@ void server_stop(struct server *s)
         kill(s->pid, SIGTERM);
         if (!server_wait_exit(s, patience())) {
             note_timeout();
+            expect_exit_after_shutdown(s, "SIGTERM");
             flunk(HINT_STOP_SIGNALS, "the server did not exit within %d ms of SIGTERM", patience());
         }
         expect(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0,
@@ -714,6 +1014,9 @@ void expect_quiet(struct server *s)
 {
     output_pull(&s->out);
     const char *unseen = s->out.text + s->out.seen;
+    if (s->out.seen != s->out.len)
+        note_cause("it prints a line that stage %02d does not: \"%s\"", stage,
+                   shown(unseen, strcspn(unseen, "\n")));
     expect_hinted(s->out.seen == s->out.len,
                   stage >= 5 && strncmp(unseen, "Request: [", 10) == 0 ? HINT_NO_PRINT : NULL,
                   "unexpected output on stdout: %s", shown(unseen, s->out.len - s->out.seen));
@@ -753,12 +1056,35 @@ bool server_printed(struct server *s, const char *text, int timeout_ms)
 int client_connect(int port)
 {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct pollfd p = {.events = POLLOUT};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), error = 0;
+    socklen_t size = sizeof error;
 
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     expect(fd >= 0, "socket: %s", strerror(errno));
-    expect(connect(fd, (struct sockaddr *)&address, sizeof address) == 0,
-           "could not connect to 127.0.0.1:%d: %s", port, strerror(errno));
+    /* Never to a server that has ended: its port is free, and another run's server (a grading
+       beside this one) may have it now. */
+    if (current != NULL && current->port == port)
+        expect_alive(current);
+    /* Never wait for good: a server whose backlog is full leaves a connect() hanging. */
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        expect(errno == EINPROGRESS, "could not connect to 127.0.0.1:%d: %s", port,
+               strerror(errno));
+        p.fd = fd;
+        if (harness_poll(&p, 1, patience()) <= 0) {
+            note_timeout();
+            close(fd);
+            note_cause("%s", NO_LONGER_ACCEPTS);
+            flunk(stage >= 7 ? HINT_NOT_ACCEPTING : NULL,
+                  "could not connect to 127.0.0.1:%d within %d ms: %s (its backlog is full: it "
+                  "has stopped calling accept)",
+                  port, patience(), NO_LONGER_ACCEPTS);
+        }
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size);
+        expect(error == 0, "could not connect to 127.0.0.1:%d: %s", port, strerror(error));
+    }
+    fcntl(fd, F_SETFL, 0);
     return fd;
 }
 
@@ -867,8 +1193,72 @@ static const char *hint_for_end(const struct reply *r)
     return NULL;
 }
 
+/* The header lines of an answer: from after its status line up to its empty line. False
+   when it has no whole head. */
+static bool header_lines(const char *bytes, size_t len, const char **start, const char **end)
+{
+    const char *line_end = memchr(bytes, '\n', len);
+
+    for (const char *at = bytes; at + 4 <= bytes + len; at++) {
+        if (memcmp(at, "\r\n\r\n", 4) == 0 && line_end != NULL) {
+            *start = line_end + 1;
+            *end = at + 2;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the header line at line (up to its "\r\n") is among the lines [start, end). */
+static bool has_header(const char *start, const char *end, const char *line, size_t len)
+{
+    for (const char *at = start; at < end;) {
+        const char *next = memchr(at, '\n', (size_t)(end - at));
+        size_t n = next != NULL ? (size_t)(next + 1 - at) : (size_t)(end - at);
+        if (n == len && memcmp(at, line, len) == 0)
+            return true;
+        at += n;
+    }
+    return false;
+}
+
+/* Notes what makes an answer differ from the expected one, where it is the same whatever was
+   asked: a header line that the stage does not send, or one it sends that is missing (the
+   length aside, which follows the page). */
+static void note_reply_difference(const struct reply *r, const char *expected, size_t len)
+{
+    const char *got_start, *got_end, *want_start, *want_end;
+
+    if (!header_lines(r->bytes, r->len, &got_start, &got_end) ||
+        !header_lines(expected, len, &want_start, &want_end))
+        return;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *start = pass == 0 ? got_start : want_start;
+        const char *end = pass == 0 ? got_end : want_end;
+        for (const char *at = start; at < end;) {
+            const char *next = memchr(at, '\n', (size_t)(end - at));
+            size_t n = next != NULL ? (size_t)(next + 1 - at) : (size_t)(end - at);
+            bool length = n > 15 && strncmp(at, "Content-Length:", 15) == 0;
+            if (!length && pass == 0 && !has_header(want_start, want_end, at, n)) {
+                note_cause("its answers carry a header line that stage %02d does not send: "
+                           "\"%s\"",
+                           stage, shown(at, n > 2 ? n - 2 : n));
+                return;
+            }
+            if (!length && pass == 1 && !has_header(got_start, got_end, at, n)) {
+                note_cause("its answers lack a header line that stage %02d sends: \"%s\"", stage,
+                           shown(at, n > 2 ? n - 2 : n));
+                return;
+            }
+            at += n;
+        }
+    }
+}
+
 void expect_reply(const struct reply *r, const char *expected, size_t len)
 {
+    if (r->len != len || memcmp(r->bytes, expected, len) != 0)
+        note_reply_difference(r, expected, len);
     expect_hinted(r->len == len && memcmp(r->bytes, expected, len) == 0, hint_for_end(r),
                   "expected the answer \"%s\", got \"%s\", ended by %s", shown(expected, len),
                   shown(r->bytes, r->len), reply_end(r));
@@ -914,6 +1304,8 @@ void expect_page(const struct reply *r, const char *status_line, const char *pat
     if (hint == NULL && stage >= 5 && got != wanted && (got == 200 || got == 404) &&
         (wanted == 200 || wanted == 404))
         hint = HINT_EXACT_LINE;
+    if (r->len != len || memcmp(r->bytes, expected, len) != 0)
+        note_reply_difference(r, expected, len);
     expect_hinted(r->len == len && memcmp(r->bytes, expected, len) == 0, hint,
                   "expected \"%s\" and %s (%zu bytes in all), got \"%s\", ended by %s", status_line,
                   path, len, shown(r->bytes, r->len), reply_end(r));
@@ -1016,6 +1408,10 @@ static void expect_only_worker_lines(struct server *s)
     output_pull(&s->out);
     while (s->out.seen < s->out.len && (line = server_line(s, 0)) != NULL) {
         int id = worker_in(line);
+        if (id < 0 || id >= 4)
+            note_cause("it prints a line that is no \"Worker N got a job; executing...\" line: "
+                       "\"%s\"",
+                       shown(line, strlen(line)));
         expect(id >= 0 && id < 4,
                "expected only lines \"Worker N got a job; executing...\" with N from 0 to 3, "
                "got \"%s\"",
@@ -1165,6 +1561,143 @@ const char *stdout_captured(void)
     return text;
 }
 
+/* A drop, run by a thread of its own so that the test can stop waiting for it. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t returned;
+    bool done;
+    ThreadPool *pool;
+} dropping = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
+
+static void *drop_pool(void *arg)
+{
+    (void)arg;
+    thread_pool_drop(dropping.pool);
+    pthread_mutex_lock(&dropping.lock);
+    dropping.done = true;
+    pthread_cond_signal(&dropping.returned);
+    pthread_mutex_unlock(&dropping.lock);
+    return NULL;
+}
+
+struct timespec realtime_in(int ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
+}
+
+void drop_pool_within(ThreadPool *pool, int timeout_ms, const char *what)
+{
+    struct timespec deadline = realtime_in(timeout_ms);
+    pthread_t thread;
+    int error = 0;
+
+    dropping.pool = pool;
+    dropping.done = false;
+    expect(pthread_create(&thread, NULL, drop_pool, NULL) == 0, "pthread_create failed");
+    pthread_mutex_lock(&dropping.lock);
+    while (!dropping.done && error == 0)
+        error = pthread_cond_timedwait(&dropping.returned, &dropping.lock, &deadline);
+    bool done = dropping.done;
+    pthread_mutex_unlock(&dropping.lock);
+    /* A drop that never returns keeps its thread: the test process ends with the test. */
+    expect_hinted(done, HINT_DROP_HANGS, "%s: thread_pool_drop did not return within %d ms", what,
+                  timeout_ms);
+    pthread_join(thread, NULL);
+}
+
+static int report_stdout = -1;
+
+/* A crash in the pool's code, in the test process: said as a failure of the test, with the
+   usual cause, where Check alone would say "Received signal 11". (Not async-signal-safe, but
+   the process is lost anyway; a second fault kills it at once.) */
+static void pool_crashed(int signal)
+{
+    const char *name = signal_name(signal);
+
+    flunk(HINT_POOL_CRASHED,
+          "the test process died of %s (%s) while it called the pool, or a job "
+          "the pool ran",
+          name != NULL ? name : "a signal", strsignal(signal));
+}
+
+/* The watchdog of a test that calls a pool: a call that never returns (a mutex never
+   unlocked, a wait never signalled) fails the test, saying so, before Check's time limit
+   would stop it with no word of what it waited for. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t over;
+    bool test_over;
+    pthread_t thread;
+} watchdog = {.lock = PTHREAD_MUTEX_INITIALIZER, .over = PTHREAD_COND_INITIALIZER};
+
+/* Longer than any call of a pool's should take, by far. */
+#define POOL_CALL_PATIENCES 5
+
+static void *watch_pool_test(void *arg)
+{
+    int waited = ms_left(deadline_in((long long)POOL_CALL_PATIENCES * patience()));
+    struct timespec deadline = realtime_in(waited);
+    int error = 0;
+
+    (void)arg;
+    pthread_mutex_lock(&watchdog.lock);
+    while (!watchdog.test_over && error == 0)
+        error = pthread_cond_timedwait(&watchdog.over, &watchdog.lock, &deadline);
+    bool over = watchdog.test_over;
+    pthread_mutex_unlock(&watchdog.lock);
+    if (!over)
+        note_timeout();
+    if (!over)
+        flunk(HINT_POOL_HANGS,
+              "the test is still waiting for the pool after %d ms: one of its calls "
+              "(thread_pool_new, thread_pool_execute, thread_pool_drop), or a job it ran, never "
+              "returned",
+              waited);
+    return NULL;
+}
+
+void pool_test_setup(void)
+{
+    struct sigaction crash = {.sa_handler = pool_crashed, .sa_flags = SA_RESETHAND};
+    const int faults[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+    FILE *aside = tmpfile();
+
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigaction(faults[i], &crash, NULL);
+
+    fflush(stdout);
+    report_stdout = dup(STDOUT_FILENO);
+    if (aside != NULL)
+        dup2(fileno(aside), STDOUT_FILENO); /* the file lives as long as the test */
+    watchdog.test_over = false;
+    if (pthread_create(&watchdog.thread, NULL, watch_pool_test, NULL) != 0)
+        flunk(NULL, "cannot start the test's watchdog thread");
+}
+
+void pool_test_teardown(void)
+{
+    pthread_mutex_lock(&watchdog.lock);
+    watchdog.test_over = true;
+    pthread_cond_signal(&watchdog.over);
+    pthread_mutex_unlock(&watchdog.lock);
+    pthread_join(watchdog.thread, NULL);
+    fflush(stdout);
+    if (report_stdout >= 0) {
+        dup2(report_stdout, STDOUT_FILENO);
+        close(report_stdout);
+        report_stdout = -1;
+    }
+}
+
 long long root_behind_sleep(struct server *s)
 {
     static struct reply replies[2];
@@ -1182,7 +1715,24 @@ long long root_behind_sleep(struct server *s)
                   i == 0 ? "GET /" : "GET /sleep");
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect(ended[0] >= sleep_seconds * 900, "GET /sleep was answered after %lld ms, not %d s",
-           ended[0], sleep_seconds);
+    char hint[400];
+    expect_hinted(ended[0] >= sleep_seconds * 900,
+                  timing_hint(hint, sizeof hint, "SLEEP_SECONDS", sleep_seconds, ended[0], NULL),
+                  "GET /sleep was answered after %lld ms, not %d s", ended[0], sleep_seconds);
     return ended[1];
+}
+
+const char *timing_hint(char *buf, size_t cap, const char *name, int assumed, long long took_ms,
+                        const char *otherwise)
+{
+    long long seconds = (took_ms + 500) / 1000, off = took_ms - seconds * 1000;
+
+    if (seconds < 1 || seconds == assumed || off > seconds * 100 + 200 ||
+        -off > seconds * 100 + 200)
+        return otherwise;
+    snprintf(buf, cap,
+             "That is about %lld s, where the tests take the server's %s to be %d s. If %lld s is "
+             "the server's own, say so: SERVER_%s=%lld, for make check-stepNN and make grade.",
+             seconds, name, assumed, seconds, name, seconds);
+    return buf;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* The stage whose behaviour the tests expect, and the binary that should show it. */
 extern int stage;
@@ -40,6 +41,9 @@ int patience(void);
 long long deadline_in(long long ms);
 /* Milliseconds left before deadline, for poll(): never negative. */
 int ms_left(long long deadline);
+/* The time ms from now on the clock that pthread_cond_timedwait reads (CLOCK_REALTIME), to
+   the millisecond, so that a short wait never rounds down to none. */
+struct timespec realtime_in(int ms);
 /* Records that a wait for something a healthy server does at once timed out. */
 void note_timeout(void);
 /* poll(), for the tests' waits: while it waits for fds, or only for timeout_ms when n is 0,
@@ -75,6 +79,17 @@ void flunk_at(const char *file, int line, const char *hint, const char *format,
 #define expect_hinted(condition, hint, ...)                                                        \
     ((condition) ? (void)0 : flunk_at(__FILE__, __LINE__, hint, __VA_ARGS__))
 
+/* Says what caused the failure about to be said, in words that stay the same from test to
+   test (a header the stage does not send, a line it does not print), so that the failures of
+   one cause are counted together at the end of the run; the harness notes it by itself for a
+   server that crashed, exited or spins, and for a reply whose headers differ. */
+#define CAUSE_MAX 240
+void note_cause(const char *format, ...) CK_ATTRIBUTE_FORMAT(printf, 1, 2);
+/* For the runner, after the tests: how many failed, and failure i's cause ("" if none) and
+   test (its place in the order the tests ran). */
+int harness_failures(void);
+const char *harness_failure_cause(int i, int *test);
+
 /* Says what the test is sending, for the failure messages: the bytes of a request (the
    harness notes the requests it sends itself), or the name of a case. */
 void note_sent(const void *bytes, size_t len);
@@ -84,7 +99,10 @@ void note_case(const char *format, ...) CK_ATTRIBUTE_FORMAT(printf, 1, 2);
 extern const char HINT_LISTENING[], HINT_SETUP[], HINT_LOOPBACK[], HINT_RESET[], HINT_SIGPIPE[],
     HINT_CLOSE[], HINT_NO_ANSWER[], HINT_NO_PRINT[], HINT_HEAD_MAX[], HINT_PAGE_ERROR[],
     HINT_EXACT_LINE[], HINT_HEAD_TIMEOUT[], HINT_LOCK_HELD[], HINT_POOL_SIZE[],
-    HINT_THREAD_PER_CONNECTION[], HINT_NO_JOIN[], HINT_QUEUED_JOBS[], HINT_STOP_SIGNALS[];
+    HINT_THREAD_PER_CONNECTION[], HINT_NO_JOIN[], HINT_QUEUED_JOBS[], HINT_STOP_SIGNALS[],
+    HINT_CRASHED[], HINT_EXITED[], HINT_SPINNING[], HINT_TIMINGS[], HINT_DROP_HANGS[],
+    HINT_POOL_CRASHED[], HINT_DROP_FREES[], HINT_NOT_ACCEPTING[], HINT_REQUESTS[],
+    HINT_POOL_HANGS[];
 
 /* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
 const char *shown(const char *bytes, size_t len);
@@ -102,6 +120,9 @@ struct server {
     pid_t pid; /* 0 once reaped */
     struct watcher watcher;
     int status;
+    bool exit_expected;   /* the test waits for it to exit (server_wait_exit) */
+    bool started_plainly; /* by server_start: port 0 (and from stage 08, a REQUESTS no test
+                             reaches) */
     int port;
     struct output out, err;
 };
@@ -116,11 +137,15 @@ void server_start(struct server *s);
 void server_start_with_fd_limit(struct server *s, int fd_limit);
 /* Reads the Listening line, which must be the first line on stdout, and takes the port. */
 void server_wait_listening(struct server *s);
-/* Waits up to timeout_ms for the server to exit; returns false if it has not. */
+/* Waits up to timeout_ms for the server to exit, as the test expects it to (a failure after
+   that is not blamed on the exit); returns false if it has not. */
 bool server_wait_exit(struct server *s, int timeout_ms);
 /* Asserts the server is still running (it did not crash), then stops and reaps it; from
    stage 08 on, stops it with SIGTERM and asserts that it exits with status 0. */
 void server_stop(struct server *s);
+/* For a server that has not exited when it should have (after a signal, or its last request,
+   said by after): if it announced its shutdown, fails the test, saying that its drop hangs. */
+void expect_exit_after_shutdown(struct server *s, const char *after);
 /* Releases what the harness holds for a server that has exited (server_wait_exit). */
 void server_stop_exited(struct server *s);
 /* Measures of the running server (system.h), for the tests of MEASURING_TESTS, which run only
@@ -210,6 +235,13 @@ void expect_served(struct server *s);
 #define SLEEP_REQUEST "GET /sleep HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 long long root_behind_sleep(struct server *s);
 
+/* The hint for a wait that did not last as long as a timing (SLEEP_SECONDS or
+   HEAD_TIMEOUT_SECONDS, which the tests assume to be `assumed` seconds) says: when the time the
+   server took, took_ms, is close to another whole number of seconds, the server may keep other
+   timings, and the hint (written into buf) says how to state them; otherwise, `otherwise`. */
+const char *timing_hint(char *buf, size_t cap, const char *name, int assumed, long long took_ms,
+                        const char *otherwise);
+
 /* Idle clients (stage 06 on): every other one, from the first, trickles a head that never
    ends, a byte at each idle_tick(); the rest send nothing. Each one holds a thread until the
    head timeout. */
@@ -234,6 +266,11 @@ void receive_each(const int fds[], struct reply replies[], long long ended_ms[],
    which returns all of it (a thread pool prints its log lines there). */
 void capture_stdout(void);
 const char *stdout_captured(void);
+/* The checked fixture of the tests that call a pool: whatever the pool prints, outside the
+   tests' captures too (a worker still running after its test, a line of its own), goes to a
+   file of its own, never into the runner's report. */
+void pool_test_setup(void);
+void pool_test_teardown(void);
 
 /* Declares a test of the table in tests.h. */
 #define TEST(name) void name(int _i CK_ATTRIBUTE_UNUSED)

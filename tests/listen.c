@@ -61,6 +61,19 @@ TEST(listening_line_names_the_port)
     server_stop(&s);
 }
 
+/* Whether a socket may listen on 127.0.0.1:port now, as a stage's would (SO_REUSEADDR). */
+static bool port_is_free(int port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), yes = 1;
+
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    bool free = bind(fd, (struct sockaddr *)&address, sizeof address) == 0 && listen(fd, 1) == 0;
+    close(fd);
+    return free;
+}
+
 TEST(default_port_is_7878)
 {
     const char *no_args[] = {NULL};
@@ -82,7 +95,11 @@ TEST(default_port_is_7878)
                       shown(line, strlen(line)));
         server_stop(&s);
     } else {
-        /* 7878 is taken, by a student's server perhaps: then it must say so. */
+        /* 7878 is taken, by a student's server perhaps: then it must say so; and it must be
+           so, or the server never tried the port it should listen on. */
+        expect_hinted(!port_is_free(7878), HINT_LISTENING,
+                      "with no arguments, the server printed no Listening line, but 7878 is "
+                      "free: with no PORT, it must listen on 7878");
         expect_setup_error(&s, "127.0.0.1:7878", address_in_use);
     }
     close(turn);

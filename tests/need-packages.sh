@@ -16,7 +16,7 @@
 # never). Where none of these is found, or installing fails, it prints the exact command to
 # run, and exits 1.
 
-student="build-essential check pkg-config curl netcat-openbsd iproute2 valgrind procps python3
+student="build-essential check pkg-config curl netcat-openbsd iproute2 valgrind lsof procps python3
 python3-junitparser"
 ci="$student clang clang-format patch apache2-utils chromium wrk nginx-light musl-tools
 debootstrap cmake"
@@ -71,6 +71,7 @@ system_name() {
     apk:nginx-light) echo "nginx" ;;
     apk:musl-tools) ;;
     brew:build-essential | brew:netcat-openbsd | brew:iproute2 | brew:valgrind | brew:procps) ;;
+    brew:lsof) ;;
     brew:musl-tools | brew:debootstrap | brew:python3-junitparser | brew:chromium) ;;
     brew:python3) echo "python" ;;
     brew:nginx-light) echo "nginx" ;;

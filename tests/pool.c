@@ -91,13 +91,30 @@ TEST(four_slow_requests_at_once_fifth_waits)
     server_stop(&s);
 }
 
+/* The server's threads once it has settled: a pool may start its workers just after the
+   Listening line, or even at the first request. So the count is taken after an answer, once
+   it has stayed the same for a quarter of a second. */
+static long settled_threads(struct server *s)
+{
+    long threads = server_threads(s), last = -1;
+    long long deadline = deadline_in(patience());
+
+    for (int same = 0; same < 5 && ms_left(deadline) > 0; same = threads == last ? same + 1 : 0) {
+        harness_poll(NULL, 0, 50);
+        last = threads;
+        threads = server_threads(s);
+    }
+    return threads;
+}
+
 TEST(threads_do_not_grow_with_clients)
 {
     int clients[16];
     struct server s;
 
     server_start(&s);
-    long before = server_threads(&s);
+    expect_served(&s);
+    long before = settled_threads(&s);
     int files = server_open_files(&s);
     /* Sixteen clients that send nothing (yet): the server accepts them all and queues them. */
     for (int i = 0; i < 16; i++)
@@ -148,7 +165,10 @@ TEST(silent_clients_are_dropped_together)
         expect_hinted(replies[i].len == 0, HINT_HEAD_TIMEOUT,
                       "a silent client got an answer: \"%s\"; it must be dropped without one",
                       shown(replies[i].bytes, replies[i].len));
-        expect_hinted(ended[i] >= head_timeout_seconds * 900, HINT_HEAD_TIMEOUT,
+        char hint[400];
+        expect_hinted(ended[i] >= head_timeout_seconds * 900,
+                      timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS", head_timeout_seconds,
+                                  ended[i], HINT_HEAD_TIMEOUT),
                       "a silent client was dropped after %lld ms, before the head timeout of %d s",
                       ended[i], head_timeout_seconds);
     }
@@ -407,7 +427,7 @@ static ThreadPool *new_pool(size_t threads)
 static void finish_pool(ThreadPool *pool)
 {
     capture_stdout();
-    thread_pool_drop(pool);
+    drop_pool_within(pool, patience(), "a pool whose jobs have all run");
     stdout_captured();
 }
 
@@ -423,11 +443,9 @@ static void count_job(void *arg)
 /* Waits until at least n jobs have run; false if they have not within patience(). */
 static bool jobs_ran(int n)
 {
-    struct timespec deadline;
+    struct timespec deadline = realtime_in(patience());
     int error = 0;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += patience() / 1000;
     pthread_mutex_lock(&jobs.lock);
     while (jobs.ran < n && error == 0)
         error = pthread_cond_timedwait(&jobs.changed, &jobs.lock, &deadline);
@@ -491,12 +509,10 @@ TEST(pool_runs_every_job_once)
    only when they were. */
 static void meet_job(void *arg)
 {
-    struct timespec deadline;
+    struct timespec deadline = realtime_in(patience());
     int error = 0;
 
     (void)arg;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += patience() / 1000;
     pthread_mutex_lock(&jobs.lock);
     jobs.waiting++;
     pthread_cond_broadcast(&jobs.changed);
@@ -556,6 +572,36 @@ TEST(pool_runs_no_more_jobs_at_once_than_its_threads)
                   "16 jobs queued on a pool of 4 threads: %d of them ran at the same time",
                   jobs.most);
     finish_pool(pool);
+}
+
+/* A job that queues a second job on the same pool and returns at once. */
+static void relay_job(void *arg)
+{
+    expect(thread_pool_execute(jobs.pool, count_job, arg) == 0,
+           "thread_pool_execute failed inside a job");
+}
+
+TEST(pool_worker_waits_again_when_its_job_is_taken)
+{
+    const int rounds = 2000;
+
+    capture_stdout();
+    /* Two idle workers; one runs relay_job, which queues a job and wakes the other. But the
+       first, back from its job at once, most often takes the new job before the woken one
+       gets the mutex: the woken worker finds the queue empty, and must wait again (a while
+       around the wait), not take a job that is not there (an if). */
+    jobs.pool = new_pool(2);
+    for (int round = 0; round < rounds; round++) {
+        expect(thread_pool_execute(jobs.pool, relay_job, (void *)0) == 0,
+               "thread_pool_execute failed");
+        bool ran = jobs_ran(round + 1);
+        expect(ran,
+               "round %d of %d: a job that queued a second job on a pool of 2 ran, and the "
+               "second did not run within %d ms",
+               round, rounds, patience());
+    }
+    stdout_captured();
+    finish_pool(jobs.pool);
 }
 
 /* A job that queues a second job on the same pool. */

@@ -20,4 +20,12 @@ void thread_pool_drop(ThreadPool *pool);
    stand-in ran instead), or NULL. */
 const char *pool_lacks(void);
 
+/* How many blocks the pool's own code has allocated and not freed (count_alloc.h). */
+long pool_blocks(void);
+
+/* Calls thread_pool_drop(pool) and waits up to timeout_ms for it to return: a drop that never
+   returns fails the test, saying so (what: the pool and its jobs), instead of running into
+   Check's time limit. */
+void drop_pool_within(ThreadPool *pool, int timeout_ms, const char *what);
+
 #endif

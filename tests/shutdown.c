@@ -54,15 +54,24 @@ static const char *listed(char lines[][64], int n)
    announcement; for each worker N, in order, "Shutting down worker N" from the main thread;
    and "Shutting down thread for worker: N" from the worker as it leaves, which the main
    thread waits for (joins) before it goes on to worker N+1. A worker may still take a job
-   after the announcement: only the queue's end stops it. */
-static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms)
+   after the announcement: only the queue's end stops it. after says what started the
+   shutdown: "its last request", or the signal ("SIGINT"). */
+static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, const char *after)
 {
     char lines[32][64];
     int n = 0, worker_lines = 0;
     const char *line;
 
-    if (!server_wait_exit(s, timeout_ms))
-        flunk(HINT_NO_JOIN, "the server did not exit within %d ms of its last request", timeout_ms);
+    if (!server_wait_exit(s, timeout_ms)) {
+        bool signal = strncmp(after, "SIG", 3) == 0;
+        expect_exit_after_shutdown(s, after);
+        note_cause("the server does not shut down after %s",
+                   signal ? "SIGINT or SIGTERM" : "REQUESTS connections");
+        flunk(signal ? HINT_STOP_SIGNALS : HINT_REQUESTS,
+              "the server did not exit within %d ms of %s, and printed no \"Shutting down "
+              "server, gracefully!\"",
+              timeout_ms, after);
+    }
     expect(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0, "expected exit status 0");
     while (n < 32 && (line = server_line(s, 0)) != NULL)
         snprintf(lines[n++], sizeof lines[0], "%s", line);
@@ -114,7 +123,7 @@ TEST(shuts_down_after_requests)
               "in flight when the shutdown began");
     expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 2, patience());
+    expect_graceful_exit(&s, 2, patience(), "its last request");
 }
 
 TEST(default_requests_is_4)
@@ -128,7 +137,7 @@ TEST(default_requests_is_4)
         exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
         expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 4, patience());
+    expect_graceful_exit(&s, 4, patience(), "its last request");
 }
 
 TEST(queued_requests_finish_on_shutdown)
@@ -155,7 +164,7 @@ TEST(queued_requests_finish_on_shutdown)
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 6, patience());
+    expect_graceful_exit(&s, 6, patience(), "its last request");
 }
 
 TEST(sigint_shuts_down_gracefully)
@@ -175,7 +184,7 @@ TEST(sigint_shuts_down_gracefully)
     close(slow);
     expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 0, patience());
+    expect_graceful_exit(&s, 0, patience(), "SIGINT");
 }
 
 TEST(sigterm_shuts_down_gracefully)
@@ -198,7 +207,7 @@ TEST(sigterm_shuts_down_gracefully)
     close(fd);
     expect_hinted(r.len > 0, HINT_NO_JOIN, "the request got no answer, ended by %s", reply_end(&r));
     expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
-    expect_graceful_exit(&s, 0, patience());
+    expect_graceful_exit(&s, 0, patience(), "SIGTERM");
 }
 
 TEST(shutdown_waits_a_bounded_time_for_idle_clients)
@@ -218,7 +227,7 @@ TEST(shutdown_waits_a_bounded_time_for_idle_clients)
     expect_hinted(server_wait_exit(&s, 0), HINT_HEAD_TIMEOUT,
                   "REQUESTS 4, and four idle clients: the server had not exited after %lld ms",
                   bound);
-    expect_graceful_exit(&s, 4, 0);
+    expect_graceful_exit(&s, 4, 0, "its last request");
 }
 
 TEST(shutdown_with_requests_in_flight_many_times)
@@ -258,7 +267,7 @@ TEST(shutdown_with_requests_in_flight_many_times)
             else
                 expect_page(&replies[i], "HTTP/1.1 404 NOT FOUND", "www/404.html");
         }
-        expect_graceful_exit(&s, 6, patience());
+        expect_graceful_exit(&s, 6, patience(), "its last request");
     }
 }
 
@@ -306,12 +315,23 @@ static void expect_drop_in_this_stage(void)
     expect(pool_lacks() == NULL, "this stage's pool has no %s", pool_lacks());
 }
 
+/* After the drops of pools made when the pool had `before` blocks allocated: nothing left. */
+static void expect_freed(long before, const char *what)
+{
+    long left = pool_blocks() - before;
+
+    expect_hinted(left == 0, HINT_DROP_FREES,
+                  "%s: the pool's code left %ld block%s it allocated (malloc, calloc) unfreed",
+                  what, left, left == 1 ? "" : "s");
+}
+
 TEST(pool_drop_finishes_every_queued_job)
 {
     const char *goodbyes[] = {"Shutting down worker 0\n", "Shutting down worker 1\n",
                               "Shutting down thread for worker: 0\n",
                               "Shutting down thread for worker: 1\n"};
 
+    long blocks = pool_blocks();
     atomic_store(&ran, 0);
     capture_stdout();
     ThreadPool *pool = thread_pool_new(2);
@@ -319,7 +339,7 @@ TEST(pool_drop_finishes_every_queued_job)
     /* Far more jobs than workers, 1 ms each: most are still queued when drop begins. */
     for (int i = 0; i < 100; i++)
         expect(thread_pool_execute(pool, count_job, (void *)1) == 0, "thread_pool_execute failed");
-    thread_pool_drop(pool);
+    drop_pool_within(pool, patience(), "a pool of 2 with 100 jobs of 1 ms queued");
     int after = atomic_load(&ran);
     const char *log = stdout_captured();
     expect_drop_in_this_stage();
@@ -331,10 +351,32 @@ TEST(pool_drop_finishes_every_queued_job)
         expect(strstr(log, goodbyes[i]) != NULL,
                "thread_pool_drop of a pool of 2 printed no \"%.*s\" line",
                (int)strlen(goodbyes[i]) - 1, goodbyes[i]);
+    expect_freed(blocks, "a pool of 2, 100 jobs, and its drop");
+}
+
+TEST(pool_drop_wakes_every_idle_worker)
+{
+    long blocks = pool_blocks();
+    atomic_store(&ran, 0);
+    capture_stdout();
+    ThreadPool *pool = thread_pool_new(4);
+    expect(pool != NULL, "thread_pool_new(4) failed: %s", strerror(errno));
+    for (int i = 0; i < 4; i++)
+        expect(thread_pool_execute(pool, count_job, (void *)0) == 0, "thread_pool_execute failed");
+    /* Every job done, and a moment more: each worker waits for the next one. */
+    for (long long deadline = deadline_in(patience()); atomic_load(&ran) < 4 && ms_left(deadline);)
+        harness_poll(NULL, 0, 5);
+    harness_poll(NULL, 0, 50);
+    drop_pool_within(pool, patience(), "a pool of 4 idle workers");
+    stdout_captured();
+    expect_drop_in_this_stage();
+    expect_freed(blocks, "a pool of 4, 4 jobs, and its drop");
 }
 
 TEST(pool_new_and_drop_many_times)
 {
+    long blocks = pool_blocks();
+
     atomic_store(&ran, 0);
     capture_stdout();
     /* Neither hangs (Check's timeout) nor leaks (the sanitizer and valgrind runs). */
@@ -344,12 +386,13 @@ TEST(pool_new_and_drop_many_times)
         for (int i = 0; i < 4; i++)
             expect(thread_pool_execute(pool, count_job, (void *)0) == 0,
                    "round %d: thread_pool_execute failed", round);
-        thread_pool_drop(pool);
+        drop_pool_within(pool, patience(), "a pool of 4 with 4 jobs");
         if (round == 0 && pool_lacks() != NULL)
             break;
     }
     stdout_captured();
     expect_drop_in_this_stage();
+    expect_freed(blocks, "200 rounds of a pool of 4, 4 jobs and a drop");
     expect(atomic_load(&ran) == 800,
            "200 rounds of a pool of 4, 4 jobs and a drop: %d of the 800 jobs ran before the drops "
            "returned",

@@ -15,6 +15,7 @@ grading it must give, one statement a line:
     passes            it gets every point
     fails TEST...     each of these tests fails...
     says TEXT         ...and the output of some failed test holds TEXT (the mistake, named)
+    never TEXT        no failed test's output holds TEXT (a hint the evidence does not back)
     within SECONDS    make grade ends within this long (default 180)
 
 Each is built with the lesson's cc line (-Werror added), graded with `make grade` into
@@ -43,7 +44,7 @@ AT_ONCE = 3  # students graded side by side: most of the time goes to waiting on
 
 def read_expect(folder):
     expect = {"timings": ("1", "2"), "pool": False, "passes": False, "fails": [], "says": [],
-              "within": 180.0, "base": None}
+              "never": [], "within": 180.0, "base": None}
     for line in (folder / "expect").read_text().splitlines():
         words = shlex.split(line, comments=True)
         if not words:
@@ -57,8 +58,8 @@ def read_expect(folder):
             expect[key] = True
         elif key == "fails":
             expect["fails"] += rest
-        elif key == "says":
-            expect["says"].append(" ".join(rest))
+        elif key in ("says", "never"):
+            expect[key].append(" ".join(rest))
         elif key == "within":
             expect["within"] = float(rest[0])
         else:
@@ -136,6 +137,11 @@ def grade(folder):
     for text in expect["says"]:
         if not any(text in t["output"] for t in failed):
             problems.append(f"no failure says {text!r}")
+    for text in expect["never"]:
+        wrong = [t["name"] for t in failed if text in t["output"]]
+        if wrong:
+            problems.append(f"{len(wrong)} failures say {text!r}, which they must not: "
+                            + ", ".join(wrong[:3]))
     verdict = "passes" if not failed else f"fails {len(failed)} of {len(tests)} tests"
     print(f"{'ok  ' if not problems else 'FAIL'}  {name}: stage {expect['stage']}, {verdict}, "
           f"{results['score']:.4g} of {most:.4g} points, in {took:.0f} s", flush=True)

@@ -10,8 +10,9 @@
  *                 the server's (a grader's SERVER= without POOL=)
  *   --allow-none  a CK_RUN_SUITE or CK_RUN_CASE that names tests of other stages only is not
  *                 an error here (make check runs every stage's runner with the same filter)
- *   --left-out F  writes to file F, as JSON, the tests of STAGE that this run leaves out and
- *                 why: "pool" (--no-pool) or "system" (it cannot measure a process: system.h)
+ *   --report F    writes to file F, as JSON, the tests of STAGE that this run leaves out and
+ *                 why ("pool": --no-pool; "system": it cannot measure a process, system.h),
+ *                 and the causes that several of its failures share
  *
  * Check's CK_RUN_SUITE, CK_RUN_CASE (a lesson, or here also one test's name), CK_VERBOSITY,
  * CK_TIMEOUT_MULTIPLIER, CK_TAP_LOG_FILE_NAME and CK_XML_LOG_FILE_NAME work as usual; the
@@ -171,6 +172,8 @@ static Suite *stage_suite(int number, bool new_only, bool no_pool, bool can_meas
             tcase = tcase_create(lesson);
             tcase_set_timeout(tcase, test_timeout_seconds());
             tcase_add_checked_fixture(tcase, harness_test_setup, NULL);
+            if (tests_the_pool(row))
+                tcase_add_checked_fixture(tcase, pool_test_setup, pool_test_teardown);
             suite_add_tcase(suite, tcase);
         }
         tcase_add_loop_test(tcase, &row->test, 0, cases_of(row));
@@ -223,40 +226,98 @@ static int nothing_to_run(int number, const struct filter *f, bool allow_none, b
     return EXIT_FAILURE;
 }
 
-/* Says which tests of the stage this run leaves out because the system cannot measure, and
-   writes every left-out test to path (if not NULL) as JSON, for make grade. */
-static void report_left_out(int number, bool no_pool, bool can_measure, const char *path)
+/* Says which tests of the stage this run leaves out because the system cannot measure. */
+static void say_left_out(int number, bool no_pool, bool can_measure)
 {
-    FILE *json = path != NULL ? fopen(path, "w") : NULL;
     char names[2048] = "";
-    int left = 0, system = 0;
+    int system = 0;
 
-    if (path != NULL && json == NULL)
-        perror(path);
-    if (json != NULL)
-        fprintf(json, "{\"left_out\": [");
     for (size_t i = 0; i < ROWS; i++) {
         const struct row *row = &table[i];
         const char *why = left_out_because(row, no_pool, can_measure);
-        if (number < row->first || number > row->last || why == NULL)
+        if (number < row->first || number > row->last || why == NULL || strcmp(why, "system") != 0)
             continue;
-        if (json != NULL)
-            fprintf(json, "%s\n  {\"lesson\": \"%s\", \"name\": \"%s\", \"why\": \"%s\"}",
-                    left > 0 ? "," : "", row->lesson, row->test.name, why);
-        left++;
-        if (strcmp(why, "system") == 0) {
-            size_t len = strlen(names);
-            snprintf(names + len, sizeof names - len, "%s%s:%s", system++ > 0 ? ", " : "",
-                     row->lesson, row->test.name);
-        }
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s:%s", system++ > 0 ? ", " : "", row->lesson,
+                 row->test.name);
     }
     if (system > 0)
         printf("step%02d: %d %s not run on this system, neither passed nor failed: %s. %s\n",
                number, system, system == 1 ? "test is" : "tests are", names, SYSTEM_CANNOT_MEASURE);
-    if (json != NULL) {
-        fprintf(json, "\n]}\n");
-        fclose(json);
+}
+
+/* The name of the test that ran in place i of the run, "lesson:test" or "lesson:test:CASE". */
+static const char *planned_name(int i)
+{
+    static char name[160];
+    const struct planned *p = &plan[i];
+
+    if (i < 0 || i >= planned)
+        return "?";
+    snprintf(name, sizeof name, "%s:%s", p->row->lesson, p->row->test.name);
+    if (loop_of(p->row) != NULL)
+        snprintf(name + strlen(name), sizeof name - strlen(name), ":%d", p->iteration);
+    return name;
+}
+
+/* Says, once each, the causes that several failures of the run share: one difference (a
+   header the stage does not send, a crash) that fails fifty tests is one mistake. Each such
+   cause, with its tests, also goes to json. */
+static void say_shared_causes(int number, FILE *json)
+{
+    int n = harness_failures(), groups = 0;
+
+    for (int i = 0; i < n; i++) {
+        int test, other, count = 0;
+        const char *cause = harness_failure_cause(i, &test);
+        bool first = *cause != '\0';
+        for (int j = 0; j < n && first; j++) {
+            bool same = strcmp(harness_failure_cause(j, &other), cause) == 0;
+            first = !(same && j < i);
+            count += same;
+        }
+        if (!first || count < 2)
+            continue;
+        printf("step%02d: %d failures share one cause: %s\n", number, count, cause);
+        if (json == NULL)
+            continue;
+        fprintf(json, "%s\n  {\"count\": %d, \"cause\": \"", groups++ > 0 ? "," : "", count);
+        for (const char *at = cause; *at != '\0'; at++) /* shown(): printable ASCII only */
+            fprintf(json, *at == '"' || *at == '\\' ? "\\%c" : "%c", *at);
+        fprintf(json, "\", \"tests\": [");
+        for (int j = 0, listed = 0; j < n; j++) {
+            if (strcmp(harness_failure_cause(j, &other), cause) == 0)
+                fprintf(json, "%s\"%s\"", listed++ > 0 ? ", " : "", planned_name(other));
+        }
+        fprintf(json, "]}");
     }
+}
+
+/* Writes the report make grade reads: the tests of the stage that this run left out and why
+   ("pool": --no-pool; "system": it cannot measure a process), and the causes that several
+   failures share. */
+static void write_report(const char *path, int number, bool no_pool, bool can_measure, bool ran)
+{
+    FILE *json = fopen(path, "w");
+    int left = 0;
+
+    if (json == NULL) {
+        perror(path);
+        return;
+    }
+    fprintf(json, "{\"left_out\": [");
+    for (size_t i = 0; i < ROWS; i++) {
+        const struct row *row = &table[i];
+        const char *why = left_out_because(row, no_pool, can_measure);
+        if (number >= row->first && number <= row->last && why != NULL)
+            fprintf(json, "%s\n  {\"lesson\": \"%s\", \"name\": \"%s\", \"why\": \"%s\"}",
+                    left++ > 0 ? "," : "", row->lesson, row->test.name, why);
+    }
+    fprintf(json, "\n], \"shared_causes\": [");
+    if (ran)
+        say_shared_causes(number, json);
+    fprintf(json, "\n]}\n");
+    fclose(json);
 }
 
 /* Writes the TAP log: one line per case, named the same whether it passed or failed, with
@@ -309,12 +370,24 @@ static int report_new_tests(SRunner *runner, int number, const char *server)
     return run > 0 && failed == run ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* A timing from the environment, in whole seconds (1 to 3600), or fallback where it is not
+   set; -1 (said on stderr) for anything else: a timing is never guessed. */
 static int seconds_from_environment(const char *name, int fallback)
 {
     const char *text = getenv(name);
-    int seconds = text != NULL ? atoi(text) : 0;
+    char *end;
 
-    return seconds > 0 ? seconds : fallback;
+    if (text == NULL || *text == '\0')
+        return fallback;
+    errno = 0;
+    long seconds = *text >= '0' && *text <= '9' ? strtol(text, &end, 10) : 0;
+    if (errno == 0 && seconds >= 1 && seconds <= 3600 && *end == '\0')
+        return (int)seconds;
+    fprintf(stderr,
+            "%s (SERVER_%s for a server of your own) must be a whole number of seconds, from 1 "
+            "to 3600, not \"%s\"\n",
+            name, name, text);
+    return -1;
 }
 
 /* A variable of the environment, taken away from Check: the runner does its work. */
@@ -334,7 +407,7 @@ static const char *take_variable(const char *name)
 static int usage(const char *program)
 {
     fprintf(stderr,
-            "usage: %s [--new] [--no-pool] [--allow-none] [--left-out FILE] STAGE SERVER\n"
+            "usage: %s [--new] [--no-pool] [--allow-none] [--report FILE] STAGE SERVER\n"
             "       %s --list\n",
             program, program);
     return 2;
@@ -344,7 +417,7 @@ int main(int argc, char **argv)
 {
     static char root[PATH_MAX], server[PATH_MAX];
     bool new_only = false, no_pool = false, allow_none = false;
-    const char *left_out = NULL;
+    const char *report = NULL;
     int arg = 1;
 
     if (argc == 2 && strcmp(argv[1], "--list") == 0)
@@ -356,8 +429,8 @@ int main(int argc, char **argv)
             no_pool = true;
         else if (strcmp(argv[arg], "--allow-none") == 0)
             allow_none = true;
-        else if (strcmp(argv[arg], "--left-out") == 0 && arg + 1 < argc)
-            left_out = argv[++arg];
+        else if (strcmp(argv[arg], "--report") == 0 && arg + 1 < argc)
+            report = argv[++arg];
         else
             return usage(argv[0]);
     }
@@ -383,6 +456,8 @@ int main(int argc, char **argv)
         time_multiplier = strtod(multiplier, NULL);
     sleep_seconds = seconds_from_environment("SLEEP_SECONDS", 5);
     head_timeout_seconds = seconds_from_environment("HEAD_TIMEOUT_SECONDS", 5);
+    if (sleep_seconds < 0 || head_timeout_seconds < 0)
+        return 2;
     /* A server that closes early must fail a test, not kill the runner. */
     signal(SIGPIPE, SIG_IGN);
     /* Room for the messages that say what a test sent, what came back, and the server's
@@ -395,7 +470,8 @@ int main(int argc, char **argv)
     SRunner *runner = srunner_create(stage_suite(stage, new_only, no_pool, can_measure, &filter));
     if (planned == 0) {
         srunner_free(runner);
-        report_left_out(stage, no_pool, can_measure, left_out);
+        if (report != NULL)
+            write_report(report, stage, no_pool, can_measure, false);
         return nothing_to_run(stage, &filter, allow_none, no_pool);
     }
     if (!new_only)
@@ -405,7 +481,7 @@ int main(int argc, char **argv)
         printf("step%02d: the tests of the pool's API (pool_api%s) are not run: they call a "
                "pool.c, and this run has none of the server's (POOL=dir gives one)\n",
                stage, stage >= 8 ? ", drop_api" : "");
-    report_left_out(stage, no_pool, can_measure, left_out);
+    say_left_out(stage, no_pool, can_measure);
     fflush(stdout);
 
     harness_begin();
@@ -426,6 +502,10 @@ int main(int argc, char **argv)
         }
         if (tap != NULL)
             write_tap(tap, runner, stage);
+        if (report != NULL)
+            write_report(report, stage, no_pool, can_measure, true);
+        else
+            say_shared_causes(stage, NULL);
     }
     harness_end();
     srunner_free(runner);

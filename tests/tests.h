@@ -64,6 +64,7 @@
     X(pool_api, pool_runs_four_jobs_at_once, 7, LAST_STAGE, 1)                                     \
     X(pool_api, pool_runs_no_more_jobs_at_once_than_its_threads, 7, LAST_STAGE, 1)                 \
     X(pool_api, pool_job_may_queue_a_job, 7, LAST_STAGE, 1)                                        \
+    X(pool_api, pool_worker_waits_again_when_its_job_is_taken, 7, LAST_STAGE, 1)                   \
     X(shutdown, shuts_down_after_requests, 8, LAST_STAGE, 2)                                       \
     X(shutdown, default_requests_is_4, 8, LAST_STAGE, 1)                                           \
     X(shutdown, queued_requests_finish_on_shutdown, 8, LAST_STAGE, 2)                              \
@@ -73,6 +74,7 @@
     X(shutdown, shutdown_with_requests_in_flight_many_times, 8, LAST_STAGE, 2)                     \
     X(shutdown, bad_requests_count_is_one_line_and_exit_1, 8, LAST_STAGE, 1)                       \
     X(drop_api, pool_drop_finishes_every_queued_job, 8, LAST_STAGE, 1)                             \
+    X(drop_api, pool_drop_wakes_every_idle_worker, 8, LAST_STAGE, 1)                               \
     X(drop_api, pool_new_and_drop_many_times, 8, LAST_STAGE, 1)
 
 /* The lessons whose tests call a stage's pool API directly (they link its pool.c), instead of
