@@ -121,6 +121,11 @@ $(POOL_BUILD)/check-%: $(TEST_OBJECTS) $(POOL_DIR)/pool.c $(POOL_DIR)/pool.h tes
 	@mkdir -p $(@D)
 	$(call link_runner,$(POOL_DIR))
 endif
+# A SERVER= that names one of the builds made here (build/step05, build/tests/step07) is built
+# first, so that the commands of the README work on a fresh clone.
+BUILT_SERVER = $(filter $(addprefix $(BUILD)/,$(STAGES)) $(addprefix $(BUILD)/tests/,$(STAGES)),\
+                        $(patsubst ./%,%,$(SERVER)))
+
 # The runner a check uses, and how: with a grader's pool, or, for a grader's server without
 # one, leaving out the tests of the pool's API, which would test the repository's pool.
 runner = $(if $(POOL),$(POOL_BUILD),$(BUILD)/tests)/check-$(1)
@@ -159,7 +164,7 @@ endif
 	    $(addprefix check-,$(STAGES))
 
 LOG_ENV = $(if $(LOGS),CK_TAP_LOG_FILE_NAME=$(LOGS)/$(1).tap CK_XML_LOG_FILE_NAME=$(LOGS)/$(1).xml)
-$(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $$(call runner,$$*)
+$(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $$(call runner,$$*) $(BUILT_SERVER)
 	$(if $(LOGS),@mkdir -p $(LOGS))
 	$(TEST_ENV) $(call LOG_ENV,$*) $(call runner,$*) $(RUNNER_FLAGS) \
 	    $(if $(ALL_STAGES),--allow-none) $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
@@ -193,7 +198,7 @@ endif
 # One stage's run for make grade: its runner's log, exit status and options go to GRADE_DIR.
 # A grader's pool that does not build leaves the compiler's words in pool-build.log, and the
 # run goes on without it.
-$(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),,$(BUILD)/tests/%)
+$(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),$(BUILT_SERVER),$(BUILD)/tests/%)
 	@runner=$(BUILD)/tests/check-$*; flags="$(RUNNER_FLAGS)"; \
 	if [ -n "$(POOL)" ]; then \
 	    if [ ! -f $(POOL_DIR)/pool.c ] || [ ! -f $(POOL_DIR)/pool.h ]; then \
@@ -255,7 +260,7 @@ VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
 VALGRIND_SERVER_CASES = robust hostile html route sleep shutdown
 VALGRIND_POOL_CASES = $(if $(SERVER),$(if $(POOL),pool_api drop_api),pool_api drop_api)
 VALGRIND_TARGET = $(or $(SERVER),$(BUILD)/tests/step08)
-check-valgrind: $(if $(SERVER),,$(BUILD)/tests/step08) $(call runner,step08)
+check-valgrind: $(if $(SERVER),$(BUILT_SERVER),$(BUILD)/tests/step08) $(call runner,step08)
 	printf '#!/bin/sh\nexec %s %s "$$@"\n' '$(VALGRIND)' '$(abspath $(VALGRIND_TARGET))' \
 	    > $(BUILD)/tests/step08-valgrind
 	chmod +x $(BUILD)/tests/step08-valgrind

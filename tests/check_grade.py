@@ -9,6 +9,7 @@ check; exit status 1 if any fails. No check is ever skipped: what cannot be test
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,39 @@ def check_files(case, status, found):
     return not missing
 
 
+def tap_view(path):
+    """A TAP reader's view of a runner's TAP log (CK_TAP_LOG_FILE_NAME): its plan, and each
+    test line as (ok, name); None for a file that is missing or is no TAP."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    plan = re.fullmatch(r"1\.\.(\d+)", lines[0]) if lines else None
+    tests = [(m.group(1) is None, m.group(3)) for m in
+             (re.fullmatch(r"(not )?ok (\d+) - (\S+)", line) for line in lines[1:]) if m]
+    return (int(plan.group(1)), tests) if plan else None
+
+
+def tap_name(stage, lesson, name):
+    """The TAP log's name of a JUnit testcase: stepNN:lesson:test, or :INDEX for a case."""
+    return "%s:%s:%s" % (stage, lesson, re.sub(r":(\d+) \(.*\)$", r":\1", name))
+
+
+def check_tap(what, folder, junit):
+    """Each stage's TAP log says what junit.xml says: the same tests, passed or failed."""
+    wrong = []
+    for suite in junit:
+        view = tap_view(os.path.join(folder, suite.name + ".tap"))
+        want = {(verdict(c) == "passed", tap_name(suite.name, c.classname.split(".", 1)[1], c.name))
+                for c in suite}
+        if view is None or view[0] != len(view[1]) or set(view[1]) != want:
+            wrong.append("%s: %s" % (suite.name, "no TAP plan" if view is None else
+                                     sorted(set(view[1]) ^ want)[:2]))
+    check(what + ": each TAP log has the tests of junit.xml, each passed or failed alike",
+          not wrong, "; ".join(wrong))
+
+
 def check_own():
     status, folder = grade("own")
     found = load(folder)
@@ -161,6 +195,7 @@ def check_own():
             wrong.append("%s: %d planned, %d in junit.xml (%s)" % (
                 suite.name, len(want), suite.tests, sorted(want ^ have)[:2]))
     check("own stages: each suite has exactly the table's cases", not wrong, "; ".join(wrong))
+    check_tap("own stages", folder, junit)
     top = sum(sum(planned(n).values()) for n in range(1, 9))
     maxima = sum(t["max_score"] for t in results["tests"])
     check("own stages: results.json's max_scores add up, in floating point, to exactly %s" % top,
@@ -187,6 +222,7 @@ def check_failing():
     if not check_files("stage 04 graded as 05", status, found):
         return
     junit, results, summary = found["junit.xml"], found["results.json"], found["summary.txt"]
+    check_tap("stage 04 as 05", folder, junit)
     with open(os.path.join(folder, "step05.xml")) as f:
         check_failures = f.read().count('result="failure"')
     failures = [(lesson, n, c) for _, lesson, n, c in testcases(junit) if verdict(c) != "passed"]

@@ -165,21 +165,22 @@ def build(work, binary):
 
 
 def said(expected, actual):
-    """The lines of the quoted compiler output that are not in what the compiler said: each
-    quoted line must be in one line of it, where line and column numbers may differ, quotes
-    may be typographic (‘’, as gcc prints them in a UTF-8 locale) or plain, and `...` stands
-    for any text."""
+    """What does not match between the quoted compiler output and what the compiler said:
+    the quoted lines that are in no line it said, then the errors it said that no quoted line
+    gives (a student sees them all). A quoted line matches where line and column numbers
+    differ, quotes are typographic (‘’, as gcc prints them in a UTF-8 locale) or plain, and
+    `...` stands for any text."""
     def loose(text):
         return re.sub(r":\d+:\d+:", ":N:N:", text.replace("\u2018", "'").replace("\u2019", "'"))
     lines = loose(actual).splitlines()
-    missing = []
-    for quoted in loose(expected).splitlines():
-        if not quoted.strip():
-            continue
-        pattern = ".*".join(re.escape(piece) for piece in quoted.strip().split("..."))
-        if not any(re.search(pattern, line) for line in lines):
-            missing.append(quoted)
-    return missing
+    patterns = [".*".join(re.escape(piece) for piece in quoted.strip().split("..."))
+                for quoted in loose(expected).splitlines() if quoted.strip()]
+    missing = [pattern for pattern in patterns
+               if not any(re.search(pattern, line) for line in lines)]
+    unquoted = [line for line in lines if (": error:" in line or "undefined reference" in line)
+                and "ld returned" not in line  # the linker's summary of the errors above
+                and not any(re.search(pattern, line) for pattern in patterns)]
+    return [re.sub(r"\\(.)", r"\1", m) for m in missing] + unquoted
 
 
 def check_wrong(where, number, work, tests):
@@ -251,8 +252,8 @@ def check_lesson(readme):
             else:
                 missing = said(errors[name], output)
                 if missing:
-                    fail(where, f"the compiler does not say, for listing {name}: "
-                                f"{missing[0]!r}; it says:\n{output}")
+                    fail(where, f"the compiler's words and the lesson's quote differ, for "
+                                f"listing {name}, at: {missing[0]!r}; it says:\n{output}")
                 else:
                     print(f"  listing {name}: {claim}, with the words the lesson quotes")
         elif claim == "compiles":

@@ -67,10 +67,23 @@ TEST(answers_431_to_oversized_head)
 
 TEST(request_is_not_printed)
 {
+    const char *requests[] = {NORMAL_REQUEST, "GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                              "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"};
+    const char *line;
     struct server s;
+    struct reply r;
 
-    /* From this stage on, serving the normal request logs nothing. */
+    /* From this stage on, a request, found or not, logs nothing: once each answer has come
+       (and a moment more for a line that would follow it), stdout holds no line about it but,
+       from stage 07 on, the worker's. */
     server_start(&s);
-    expect_served(&s);
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
+        exchange(&s, requests[i], strlen(requests[i]), &r);
+        harness_poll(NULL, 0, 100);
+        while ((line = server_line(&s, 0)) != NULL)
+            expect_hinted(stage >= 7 && worker_in(line) >= 0, HINT_NO_PRINT,
+                          "after a request, the server printed on stdout: \"%s\"",
+                          shown(line, strlen(line)));
+    }
     server_stop(&s);
 }
