@@ -216,6 +216,10 @@ const char HINT_NO_ANSWER[] =
     "No answer came, and the connection stayed open: read the request head up to the empty "
     "line that ends it, answer, and close the connection: stage 02's lesson, \"How the code "
     "does it\", and stage 03's.";
+const char HINT_READ_LOOP[] =
+    "A read returns what has come so far, which may be part of a line: read in a loop, adding "
+    "each piece to the buffer, until the empty line that ends the head (or the end of the "
+    "stream, or a full buffer): stage 02's lesson, \"Where lines and the head end\".";
 const char HINT_NO_PRINT[] = "From stage 05 on, the request is no longer printed: stage 05's "
                              "lesson, \"No more printing\".";
 const char HINT_HEAD_MAX[] =
@@ -983,16 +987,23 @@ int worker_in(const char *line)
     return strcmp(end, rest) == 0 && id < 1000 ? (int)id : -1;
 }
 
-void expect_log(struct server *s, const char *expected)
+void expect_log_hinted(struct server *s, const char *expected, const char *hint)
 {
     const char *line = server_line(s, patience());
 
     if (line == NULL)
         note_timeout();
-    expect(line != NULL, "expected the log line \"%s\" on stdout, got none within %d ms", expected,
-           patience());
-    expect(strcmp(line, expected) == 0, "expected the log line \"%s\" on stdout, got \"%s\"",
-           expected, shown(line, strlen(line)));
+    expect_hinted(line != NULL, hint,
+                  "expected the log line \"%s\" on stdout, got none within %d ms", expected,
+                  patience());
+    expect_hinted(strcmp(line, expected) == 0, hint,
+                  "expected the log line \"%s\" on stdout, got \"%s\"", expected,
+                  shown(line, strlen(line)));
+}
+
+void expect_log(struct server *s, const char *expected)
+{
+    expect_log_hinted(s, expected, NULL);
 }
 
 int expect_worker_line(struct server *s, int timeout_ms)
@@ -1327,6 +1338,10 @@ void expect_status(const struct reply *r, const char *status_line)
                   shown(expected, (size_t)n), shown(r->bytes, r->len), reply_end(r));
     while (at < r->bytes + r->len && *at >= '0' && *at <= '9')
         length = length * 10 + (*at++ - '0');
+    /* Its headers are the same whatever the body: the page's answer says what differs. */
+    char page[20000];
+    size_t page_len = page_response(status_line, "www/404.html", page, sizeof page);
+    note_reply_difference(r, page, page_len);
     expect((size_t)(r->bytes + r->len - at) == strlen(rest) + (size_t)length &&
                memcmp(at, rest, strlen(rest)) == 0 && length > 0,
            "expected \"Content-Length: N\\r\\nConnection: close\\r\\n\\r\\n\" and a body of N "

@@ -102,7 +102,7 @@ extern const char HINT_LISTENING[], HINT_SETUP[], HINT_LOOPBACK[], HINT_RESET[],
     HINT_THREAD_PER_CONNECTION[], HINT_NO_JOIN[], HINT_QUEUED_JOBS[], HINT_STOP_SIGNALS[],
     HINT_CRASHED[], HINT_EXITED[], HINT_SPINNING[], HINT_TIMINGS[], HINT_DROP_HANGS[],
     HINT_POOL_CRASHED[], HINT_DROP_FREES[], HINT_NOT_ACCEPTING[], HINT_REQUESTS[],
-    HINT_POOL_HANGS[];
+    HINT_POOL_HANGS[], HINT_READ_LOOP[];
 
 /* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
 const char *shown(const char *bytes, size_t len);
@@ -162,8 +162,9 @@ long long server_cpu_ms(struct server *s);
 const char *server_line(struct server *s, int timeout_ms);
 /* The worker id in a line "Worker N got a job; executing...", or -1 for any other line. */
 int worker_in(const char *line);
-/* Asserts that the next stdout line is exactly line. */
+/* Asserts that the next stdout line is exactly line; with the hint, if it is not. */
 void expect_log(struct server *s, const char *line);
+void expect_log_hinted(struct server *s, const char *line, const char *hint);
 /* Asserts that the next stdout line is a worker's "Worker N got a job; executing..." line,
    N from 0 to 3, waiting up to timeout_ms; returns N. */
 int expect_worker_line(struct server *s, int timeout_ms);

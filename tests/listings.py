@@ -16,11 +16,17 @@ A lesson shows two kinds of C:
   FILE` (the block holds whole functions, each replacing the function of that name in FILE),
   `patch` (the block, a ```diff, is a unified diff against the stage's files), or `remove
   FILE...` (those files are taken away; the block then shows the code that needs them). A
-  MODE may start with `after NAME,` to change the result of an earlier listing instead.
+  MODE may start with `after NAME,` to change the result of an earlier listing instead, or
+  with `on FOLDER,` to change another stage's folder (the one before, say), still graded as
+  this lesson's stage.
   CLAIM is `does not compile` or `does not link` (the build fails: a ``` block annotated
   `<!-- listing NAME: error -->` quotes the compiler's words, and each of its lines must be
-  in what the compiler says, line and column numbers aside), `compiles`, or `is wrong:
-  TEST[, TEST...]` (it compiles, and each test of the suite named fails against it).
+  in what the compiler says, line and column numbers aside, and every error the compiler
+  gives must be quoted), `compiles`, or `is wrong: TEST[, TEST...]` (it compiles, and each
+  test of the suite named fails against it). After a wrong listing, a ``` block annotated
+  `<!-- listing NAME: says -->` quotes what the suite says of it: each of its lines must be
+  in what those tests print, where numbers may differ (times, line numbers) and `...` stands
+  for any text.
 
 Every listing is built as the lesson's "Build it alone" line builds the stage, with
 -Werror added (the lessons say why), in build/listings/. A wrong one is then run through
@@ -183,8 +189,24 @@ def said(expected, actual):
     return [re.sub(r"\\(.)", r"\1", m) for m in missing] + unquoted
 
 
-def check_wrong(where, number, work, tests):
-    """Builds the listing with the test timings and runs each named test against it."""
+def quoted_in(quote, output):
+    """The quoted lines that are in no line of output: numbers may differ, `...` is any
+    text."""
+    lines = output.splitlines()
+    missing = []
+    for quoted in quote.splitlines():
+        if not quoted.strip():
+            continue
+        pattern = ".*".join(re.sub(r"\d+", lambda m: r"\d+", re.escape(piece))
+                            for piece in quoted.strip().split("..."))
+        if not any(re.search(pattern, line) for line in lines):
+            missing.append(quoted)
+    return missing
+
+
+def check_wrong(where, number, work, tests, says=None):
+    """Builds the listing with the test timings and runs each named test against it; what the
+    lesson quotes of the suite's words (says) must be in what they print."""
     binary = work.parent / "server"
     flags = [f"-D{name}={value}" for name, value in TIMINGS.items()]
     sources = sorted(p.name for p in work.glob("*.c"))
@@ -193,6 +215,7 @@ def check_wrong(where, number, work, tests):
     if run.returncode != 0:
         fail(where, f"claims to compile, but does not:\n{run.stderr}")
         return
+    printed = []
     for test in tests:
         command = ["make", "-s", "--no-print-directory", f"check-step{number:02d}",
                    f"SERVER={binary}", f"CK_RUN_CASE={test}",
@@ -208,6 +231,13 @@ def check_wrong(where, number, work, tests):
             fail(where, f"claims that {test} fails against it, but it does not:\n{output[-2000:]}")
         else:
             print(f"  {where}: {test} fails, as the lesson says", flush=True)
+        printed.append(output)
+    missing = quoted_in(says, "\n".join(printed)) if says is not None else []
+    if missing:
+        fail(where, f"the suite does not say {missing[0]!r} of this listing; it says:\n"
+                    + "\n".join(printed)[-3000:])
+    elif says is not None:
+        print(f"  {where}: the suite says what the lesson quotes", flush=True)
 
 
 def check_lesson(readme):
@@ -216,6 +246,8 @@ def check_lesson(readme):
     results = {}
     errors = {name: text for _, _, note, text in found
               if note and note[1] == "error" for name in [note[0]]}
+    says = {name: text for _, _, note, text in found
+            if note and note[1] == "says" for name in [note[0]]}
     print(f"{readme.relative_to(ROOT)}", flush=True)
     for line, language, note, text in found:
         where = f"{readme.relative_to(ROOT)}:{line}"
@@ -224,7 +256,7 @@ def check_lesson(readme):
                 check_excerpt(folder, where, text)
             continue
         name, rest = note
-        if rest == "error":
+        if rest in ("error", "says"):
             continue
         mode, _, claim = (part.strip() for part in rest.partition(";"))
         base = folder
@@ -234,6 +266,12 @@ def check_lesson(readme):
                 fail(where, f"listing {name} comes after {earlier}, which is not before it")
                 continue
             base = results[earlier]
+        elif mode.startswith("on "):
+            other, _, mode = (part.strip() for part in mode[len("on "):].partition(","))
+            base = ROOT / other
+            if not (base / "main.c").is_file():
+                fail(where, f"listing {name} is on {other}, which is no stage's folder")
+                continue
         work = OUT / f"{folder.name}-{name}" / folder.name
         shutil.rmtree(work.parent, ignore_errors=True)
         shutil.copytree(base, work, ignore=shutil.ignore_patterns("*.md", "*.svg"))
@@ -266,7 +304,7 @@ def check_lesson(readme):
                 fail(where, f"listing {name} claims it compiles and is wrong, but:\n{output}")
                 continue
             tests = [t.strip() for t in claim[len("is wrong:"):].split(",") if t.strip()]
-            check_wrong(where, number, work, tests)
+            check_wrong(where, number, work, tests, says.get(name))
         else:
             fail(where, f"listing {name}: unknown claim {claim!r}")
 

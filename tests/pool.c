@@ -111,9 +111,11 @@ TEST(threads_do_not_grow_with_clients)
 {
     int clients[16];
     struct server s;
+    struct reply r;
 
     server_start(&s);
-    expect_served(&s);
+    exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
+    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     long before = settled_threads(&s);
     int files = server_open_files(&s);
     /* Sixteen clients that send nothing (yet): the server accepts them all and queues them. */

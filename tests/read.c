@@ -92,6 +92,33 @@ TEST(prints_unfinished_line_at_end_of_stream)
     server_stop(&s);
 }
 
+TEST(reads_a_head_sent_in_pieces)
+{
+    const char *pieces[] = {"GET / HT", "TP/1.1\r\nHost: 127.", "0.0.1\r\n", "\r\n"};
+    const char *lines[] = {"Request: [", "    \"GET / HTTP/1.1\",", "    \"Host: 127.0.0.1\",",
+                           "]"};
+    struct server s;
+    struct reply r;
+
+    /* TCP delivers bytes, not messages: a head may come in any number of pieces, and each
+       read returns what has come so far. */
+    server_start(&s);
+    int fd = client_connect(s.port);
+    note_case("\"GET / HT\", \"TP/1.1\\r\\nHost: 127.\", \"0.0.1\\r\\n\" and \"\\r\\n\", "
+              "a tenth of a second apart");
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        if (i > 0)
+            harness_poll(NULL, 0, 100);
+        client_send(fd, pieces[i], strlen(pieces[i]));
+    }
+    client_receive(fd, &r, patience());
+    close(fd);
+    for (size_t i = 0; i < 4; i++)
+        expect_log_hinted(&s, lines[i], HINT_READ_LOOP);
+    expect_quiet(&s);
+    server_stop(&s);
+}
+
 TEST(head_ends_at_empty_line)
 {
     const char *request = "GET / HTTP/1.1\r\n\r\nnot: part of the head\r\n\r\n";

@@ -32,6 +32,7 @@
     X(read, accepts_lf_only_line_ends, 2, 4, 1)                                                    \
     X(read, prints_empty_request, 2, 4, 1)                                                         \
     X(read, prints_unfinished_line_at_end_of_stream, 2, 4, 1)                                      \
+    X(read, reads_a_head_sent_in_pieces, 2, 4, 1)                                                  \
     X(read, head_ends_at_empty_line, 2, 4, 1)                                                      \
     X(read, reads_a_large_head, 2, 4, 1)                                                           \
     X(read, closes_on_oversized_head, 2, 4, 1)                                                     \
