@@ -36,6 +36,11 @@ TEST_SLEEP_SECONDS = 1
 TEST_HEAD_TIMEOUT_SECONDS = 2
 SERVER_SLEEP_SECONDS = 5
 SERVER_HEAD_TIMEOUT_SECONDS = 5
+SERVER_THREADS = 4
+SERVER_REQUESTS = 4
+# The number a stage's main.c defines as $(1) (THREAD_COUNT...), for stage $(2) (step07); empty
+# where it defines none. The stages' numbers live in the stages alone.
+stage_constant = $(shell sed -n 's/^\#define $(1) \([0-9][0-9]*\)$$/\1/p' $(call stage_dir,$(2))/main.c)
 TEST_BUILD_FLAGS = -DSLEEP_SECONDS=$(TEST_SLEEP_SECONDS) \
                    -DHEAD_TIMEOUT_SECONDS=$(TEST_HEAD_TIMEOUT_SECONDS)
 # Asked for only when the tests are built, so that building the stages needs only a compiler.
@@ -59,10 +64,15 @@ BUILD := build/sanitize-$(subst $(comma),-,$(SANITIZE))
 SANITIZE_FLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
 # A sanitizer's first report stops the program, so that a test sees it fail.
-TEST_ENV = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+# The runner learns the stage's pool size and default REQUESTS too, from the stage's own
+# THREAD_COUNT and DEFAULT_REQUESTS; a server of your own is taken to have the lessons' 4 and 4,
+# unless SERVER_THREADS and SERVER_REQUESTS say otherwise. $(1) is the stage: step07.
+test_env = ASAN_OPTIONS=abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
            TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
            SLEEP_SECONDS=$(if $(SERVER),$(SERVER_SLEEP_SECONDS),$(TEST_SLEEP_SECONDS)) \
-           HEAD_TIMEOUT_SECONDS=$(if $(SERVER),$(SERVER_HEAD_TIMEOUT_SECONDS),$(TEST_HEAD_TIMEOUT_SECONDS))
+           HEAD_TIMEOUT_SECONDS=$(if $(SERVER),$(SERVER_HEAD_TIMEOUT_SECONDS),$(TEST_HEAD_TIMEOUT_SECONDS)) \
+           THREADS=$(if $(SERVER),$(SERVER_THREADS),$(call stage_constant,THREAD_COUNT,$(1))) \
+           REQUESTS=$(if $(SERVER),$(SERVER_REQUESTS),$(call stage_constant,DEFAULT_REQUESTS,$(1)))
 
 # pool_header.c only checks a pool.h (link_runner), and is never linked.
 TEST_SOURCES := $(filter-out tests/pool_header.c,$(wildcard tests/*.c))
@@ -166,7 +176,7 @@ endif
 LOG_ENV = $(if $(LOGS),CK_TAP_LOG_FILE_NAME=$(LOGS)/$(1).tap CK_XML_LOG_FILE_NAME=$(LOGS)/$(1).xml)
 $(addprefix check-,$(STAGES)): check-%: $(BUILD)/tests/% $$(call runner,$$*) $(BUILT_SERVER)
 	$(if $(LOGS),@mkdir -p $(LOGS))
-	$(TEST_ENV) $(call LOG_ENV,$*) $(call runner,$*) $(RUNNER_FLAGS) \
+	$(call test_env,$*) $(call LOG_ENV,$*) $(call runner,$*) $(RUNNER_FLAGS) \
 	    $(if $(ALL_STAGES),--allow-none) $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
 	    $(if $(WHOLE_OUTPUT),> $(BUILD)/tests/$*.out 2>&1; \
 	    status=$$?; cat $(BUILD)/tests/$*.out; rm -f $(BUILD)/tests/$*.out; exit $$status)
@@ -210,7 +220,7 @@ $(addprefix grade-,$(STAGES)): grade-%: $(BUILD)/tests/check-% $(if $(SERVER),$(
 	    else echo 1 > $(GRADE_DIR)/pool-build.status; flags=--no-pool; fi; \
 	fi; \
 	echo "$$flags" > $(GRADE_DIR)/$*.flags; \
-	$(TEST_ENV) CK_XML_LOG_FILE_NAME=$(GRADE_DIR)/$*.xml CK_TAP_LOG_FILE_NAME=$(GRADE_DIR)/$*.tap \
+	$(call test_env,$*) CK_XML_LOG_FILE_NAME=$(GRADE_DIR)/$*.xml CK_TAP_LOG_FILE_NAME=$(GRADE_DIR)/$*.tap \
 	    $$runner $$flags --report $(GRADE_DIR)/$*.report.json \
 	    $(call stage_number,$*) $(or $(SERVER),$(BUILD)/tests/$*) \
 	    > $(GRADE_DIR)/$*.log 2>&1; \
@@ -224,7 +234,9 @@ check-real: all tests
 	    $(addprefix real-,$(STAGES))
 
 $(addprefix real-,$(STAGES)): real-%:
-	@$(MAKE) --no-print-directory check-$* SERVER=$(BUILD)/$*
+	@$(MAKE) --no-print-directory check-$* SERVER=$(BUILD)/$* \
+	    SERVER_THREADS=$(or $(call stage_constant,THREAD_COUNT,$*),4) \
+	    SERVER_REQUESTS=$(or $(call stage_constant,DEFAULT_REQUESTS,$*),4)
 
 # make grade and the Gradescope autograder, tested on real runs with a real JUnit reader
 # (Debian's python3-junitparser, which Debian's own python3 sees).
@@ -265,11 +277,11 @@ check-valgrind: $(if $(SERVER),$(BUILT_SERVER),$(BUILD)/tests/step08) $(call run
 	    > $(BUILD)/tests/step08-valgrind
 	chmod +x $(BUILD)/tests/step08-valgrind
 	for case in $(VALGRIND_SERVER_CASES); do \
-	    CK_RUN_CASE=$$case CK_TIMEOUT_MULTIPLIER=3 $(TEST_ENV) $(call runner,step08) 08 \
+	    CK_RUN_CASE=$$case CK_TIMEOUT_MULTIPLIER=3 $(call test_env,step08) $(call runner,step08) 08 \
 	        $(BUILD)/tests/step08-valgrind || exit 1; \
 	done
 	for case in $(VALGRIND_POOL_CASES); do \
-	    CK_FORK=no CK_RUN_CASE=$$case $(TEST_ENV) $(VALGRIND) $(call runner,step08) 08 \
+	    CK_FORK=no CK_RUN_CASE=$$case $(call test_env,step08) $(VALGRIND) $(call runner,step08) 08 \
 	        $(VALGRIND_TARGET) || exit 1; \
 	done
 
@@ -307,7 +319,7 @@ diff-$(call stage_number,$(1)):
 	@diff -ruN -x README.md -x '*.svg' $(call stage_dir,$(2)) $(call stage_dir,$(1)) || test $$$$? -eq 1
 
 lessons-$(call stage_number,$(1)): $(BUILD)/tests/$(2) $(BUILD)/tests/check-$(2)
-	$$(TEST_ENV) $(BUILD)/tests/check-$(2) --new $(call stage_number,$(1)) $(BUILD)/tests/$(2)
+	$$(call test_env,$(2)) $(BUILD)/tests/check-$(2) --new $(call stage_number,$(1)) $(BUILD)/tests/$(2)
 endef
 $(foreach i,$(wordlist 2,$(words $(STAGES)),1 2 3 4 5 6 7 8 9),\
     $(eval $(call pair_rules,$(word $(i),$(STAGES)),$(word $(i),x $(STAGES)))))

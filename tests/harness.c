@@ -31,6 +31,7 @@ int stage;
 const char *server_path;
 const char *root_dir;
 int sleep_seconds = 5, head_timeout_seconds = 5;
+int threads = 4, default_requests = 4;
 double time_multiplier = 1;
 
 /* ---- Time ----------------------------------------------------------------------------- */
@@ -237,15 +238,16 @@ const char HINT_HEAD_TIMEOUT[] =
     "deadline for the whole head, not a timeout for each read: stage 06's lesson, \"A deadline "
     "for the head\".";
 const char HINT_LOCK_HELD[] =
-    "The jobs ran one after another, not four at a time: does a worker still hold the queue's "
-    "mutex while it runs its job? Take the job, unlock, then run it: stage 07's lesson, \"The "
-    "while let trap, in C\".";
+    "The jobs ran one after another, not one per worker at a time: does a worker still hold the "
+    "queue's mutex while it runs its job? Take the job, unlock, then run it: stage 07's lesson, "
+    "\"The while let trap, in C\".";
 const char HINT_POOL_SIZE[] =
-    "The pool has exactly four workers: four slow requests run at once, and a fifth waits for "
-    "one of them: stage 07's lesson, \"Why a pool\".";
+    "The pool has exactly THREAD_COUNT workers (4 in the lessons; SERVER_THREADS says how many "
+    "a server of your own has): as many slow requests run at once, and one more waits for one "
+    "of them: stage 07's lesson, \"Why a pool\".";
 const char HINT_THREAD_PER_CONNECTION[] =
-    "The server's threads grew with its clients: a thread for each connection instead of a pool "
-    "of four. Start the workers once and queue the connections: stage 07's lesson, \"Why a "
+    "The server's threads grew with its clients: a thread for each connection instead of a "
+    "fixed pool. Start the workers once and queue the connections: stage 07's lesson, \"Why a "
     "pool\".";
 const char HINT_NO_JOIN[] =
     "The server ended before its workers had finished: the pool's drop must wake every worker "
@@ -1014,10 +1016,10 @@ int expect_worker_line(struct server *s, int timeout_ms)
     expect(line != NULL,
            "expected a line \"Worker N got a job; executing...\", got none within %d ms",
            timeout_ms);
-    expect(id >= 0 && id < 4,
-           "expected a line \"Worker N got a job; executing...\" with N from 0 to 3, "
-           "got \"%s\"",
-           shown(line, strlen(line)));
+    expect(id >= 0 && id < threads,
+           "expected a line \"Worker N got a job; executing...\" with N from 0 to %d (a pool of "
+           "%d), got \"%s\"",
+           threads - 1, threads, shown(line, strlen(line)));
     return id;
 }
 
@@ -1423,14 +1425,14 @@ static void expect_only_worker_lines(struct server *s)
     output_pull(&s->out);
     while (s->out.seen < s->out.len && (line = server_line(s, 0)) != NULL) {
         int id = worker_in(line);
-        if (id < 0 || id >= 4)
+        if (id < 0 || id >= threads)
             note_cause("it prints a line that is no \"Worker N got a job; executing...\" line: "
                        "\"%s\"",
                        shown(line, strlen(line)));
-        expect(id >= 0 && id < 4,
-               "expected only lines \"Worker N got a job; executing...\" with N from 0 to 3, "
-               "got \"%s\"",
-               shown(line, strlen(line)));
+        expect(id >= 0 && id < threads,
+               "expected only lines \"Worker N got a job; executing...\" with N from 0 to %d (a "
+               "pool of %d), got \"%s\"",
+               threads - 1, threads, shown(line, strlen(line)));
         count++;
     }
     expect(count > 0, "no \"Worker N got a job; executing...\" line for the request");

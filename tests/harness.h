@@ -25,6 +25,13 @@ extern const char *root_dir;
    make sets; the stages' own values (5 s each) otherwise. Every wait for something slow is
    derived from these. */
 extern int sleep_seconds, head_timeout_seconds;
+/* From stage 07 on, the server's pool size (its THREAD_COUNT) and, from stage 08, the number of
+   connections it serves when no REQUESTS is given (its DEFAULT_REQUESTS): from THREADS and
+   REQUESTS in the environment, which make reads from the stage's main.c (SERVER_THREADS and
+   SERVER_REQUESTS for a server of your own); 4 each otherwise. At most THREADS_MAX: the tests
+   open a few more connections than there are workers, up to IDLE_MAX. */
+extern int threads, default_requests;
+#define THREADS_MAX 14
 /* Check's CK_TIMEOUT_MULTIPLIER (1 unless set): every wait is scaled by it. */
 extern double time_multiplier;
 

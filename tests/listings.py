@@ -221,6 +221,13 @@ def check_wrong(where, number, work, tests, says=None):
                    f"SERVER={binary}", f"CK_RUN_CASE={test}",
                    f"SERVER_SLEEP_SECONDS={TIMINGS['SLEEP_SECONDS']}",
                    f"SERVER_HEAD_TIMEOUT_SECONDS={TIMINGS['HEAD_TIMEOUT_SECONDS']}"]
+        # The listing's own pool size and default REQUESTS, as its main.c defines them.
+        main = (work / "main.c").read_text()
+        for name, setting in (("THREAD_COUNT", "SERVER_THREADS"), ("DEFAULT_REQUESTS",
+                                                                   "SERVER_REQUESTS")):
+            defined = re.search(rf"^#define {name} (\d+)$", main, re.M)
+            if defined:
+                command.append(f"{setting}={defined.group(1)}")
         if (work / "pool.c").exists():
             command.append(f"POOL={work}")
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)

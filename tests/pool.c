@@ -1,8 +1,8 @@
 /*
- * Lesson 07, pool: four workers serve four requests at once, a fifth waits for a free one,
- * a slow request no longer holds up a fast one, and a client that sends nothing is dropped.
- * Then the pool itself, through its API: every job runs once, four at a time, and a job may
- * queue another.
+ * Lesson 07, pool: the pool's workers (four in the lessons) serve as many requests at once,
+ * one more waits for a free one, a slow request no longer holds up a fast one, and a client
+ * that sends nothing is dropped. Then the pool itself, through its API: every job runs once,
+ * four at a time on a pool of four, and a job may queue another.
  */
 #include "harness.h"
 #include "pool_api.h"
@@ -37,53 +37,94 @@ static int compare_times(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Whether the server has logged a "Worker N got a job" line with N of at least count. */
+static bool worker_beyond(struct server *s, int count)
+{
+    for (const char *at = s->out.text; (at = strstr(at, "Worker ")) != NULL; at++) {
+        const char *end = strchr(at, '\n');
+        char line[64];
+        size_t len = end != NULL ? (size_t)(end - at) : strlen(at);
+        if (len < sizeof line) {
+            memcpy(line, at, len);
+            line[len] = '\0';
+            if (worker_in(line) >= count)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The times, "1001, 1002 and 2003", for a message. */
+static const char *listed_times(const long long times[], int n)
+{
+    static char text[IDLE_MAX * 24];
+    size_t len = 0;
+
+    text[0] = '\0';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%lld",
+                                i == 0       ? ""
+                                : i == n - 1 ? " and "
+                                             : ", ",
+                                times[i]);
+    return text;
+}
+
 TEST(four_slow_requests_at_once_fifth_waits)
 {
-    static struct reply replies[5];
-    long long ended[5];
-    int fds[5];
-    bool seen[4] = {false};
+    /* As many slow requests as the pool has workers (four in the lessons), and one more. */
+    const int n = threads + 1;
+    static struct reply replies[IDLE_MAX];
+    long long ended[IDLE_MAX];
+    int fds[IDLE_MAX];
+    bool seen[IDLE_MAX] = {false};
     struct server s;
 
     server_start(&s);
     long long start = now_ms();
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < n; i++)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
-    note_case("five GET /sleep at once, each on a connection of its own");
-    receive_each(fds, replies, ended, 5, start, 2 * sleep_seconds * 1000 + patience());
-    /* Four end together, after one sleep; the fifth needs a second one. The margins are
-       wide, so that a loaded machine cannot fail this, and a server that is not exactly four
-       workers wide cannot pass it. A server that serves one at a time answers them a sleep
-       apart, and not all of them in time: say so before the pages. */
-    qsort(ended, 5, sizeof ended[0], compare_times);
+    note_case("%d GET /sleep at once, each on a connection of its own, for a pool of %d", n,
+              threads);
+    receive_each(fds, replies, ended, n, start, 2 * sleep_seconds * 1000 + patience());
+    /* The first `threads` end together, after one sleep; the last needs a second one. The
+       margins are wide, so that a loaded machine cannot fail this, and a server that is not
+       exactly `threads` workers wide cannot pass it. A server that serves one at a time
+       answers them a sleep apart, and not all of them in time: say so before the pages. */
+    qsort(ended, (size_t)n, sizeof ended[0], compare_times);
     int answered = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < n; i++)
         answered += ended[i] >= 0;
-    bool one_at_a_time = answered >= 2 && ended[6 - answered] * 2 >= ended[5 - answered] * 3;
-    expect_hinted(answered == 5, one_at_a_time ? HINT_LOCK_HELD : NULL,
-                  "%d of the five answers came within %d ms%s", answered,
+    /* Sorted, the unanswered (-1) come first: the first two answers are at n - answered. */
+    bool one_at_a_time = answered >= 2 && ended[n - answered + 1] * 2 >= ended[n - answered] * 3;
+    expect_hinted(answered == n, one_at_a_time ? HINT_LOCK_HELD : NULL,
+                  "%d of the %d answers came within %d ms%s", answered, n,
                   2 * sleep_seconds * 1000 + patience(),
                   one_at_a_time ? ", one sleep apart: one at a time" : "");
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < n; i++) {
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_hinted(ended[3] * 2 < ended[0] * 3,
-                  ended[1] * 2 >= ended[0] * 3 ? HINT_LOCK_HELD : HINT_POOL_SIZE,
-                  "the answers ended at %lld, %lld, %lld, %lld and %lld ms: the first four should "
-                  "end together, after one sleep of %d s",
-                  ended[0], ended[1], ended[2], ended[3], ended[4], sleep_seconds);
-    expect_hinted(ended[4] * 2 >= ended[0] * 3, HINT_THREAD_PER_CONNECTION,
-                  "the answers ended at %lld, %lld, %lld, %lld and %lld ms: the fifth did not "
-                  "wait for a free worker, so more than four ran at once",
-                  ended[0], ended[1], ended[2], ended[3], ended[4]);
-    /* Each of the four workers logged one of the first four jobs. */
-    for (int i = 0; i < 4; i++) {
+    expect_hinted(ended[n - 2] * 2 < ended[0] * 3,
+                  n > 2 && ended[1] * 2 >= ended[0] * 3 ? HINT_LOCK_HELD : HINT_POOL_SIZE,
+                  "the answers ended at %s ms: the first %d should end together, after one sleep "
+                  "of %d s, on a pool of %d",
+                  listed_times(ended, n), n - 1, sleep_seconds, threads);
+    /* More ran at once than the pool has workers: a bigger pool logs workers beyond the
+       last one expected; a thread for each connection logs none. */
+    bool bigger_pool = server_printed(&s, "Worker ", 0) && worker_beyond(&s, threads);
+    expect_hinted(ended[n - 1] * 2 >= ended[0] * 3,
+                  bigger_pool ? HINT_POOL_SIZE : HINT_THREAD_PER_CONNECTION,
+                  "the answers ended at %s ms: the last did not wait for a free worker, so more "
+                  "than %d ran at once, on a pool of %d",
+                  listed_times(ended, n), threads, threads);
+    /* Each worker logged one of the first `threads` jobs. */
+    for (int i = 0; i < threads; i++) {
         int id = expect_worker_line(&s, patience());
         expect_hinted(!seen[id], HINT_POOL_SIZE,
-                      "worker %d logged two of the first four jobs: four workers should have "
-                      "one each",
-                      id);
+                      "worker %d logged two of the first %d jobs: each of the %d workers should "
+                      "have one",
+                      id, threads, threads);
         seen[id] = true;
     }
     expect_worker_line(&s, patience());
@@ -131,39 +172,38 @@ TEST(threads_do_not_grow_with_clients)
     expect_hinted(during <= before, HINT_THREAD_PER_CONNECTION,
                   "the server ran %ld threads with no client and %ld with 16 connected", before,
                   during);
-    expect_hinted(before >= 5, HINT_POOL_SIZE,
-                  "the server runs %ld threads: a pool of four workers and the main thread are "
-                  "five",
-                  before);
+    expect_hinted(before >= threads + 1, HINT_POOL_SIZE,
+                  "the server runs %ld threads: a pool of %d workers and the main thread are %d",
+                  before, threads, threads + 1);
     server_stop(&s);
 }
 
 TEST(silent_clients_are_dropped_together)
 {
-    static struct reply replies[4];
-    long long ended[4];
-    int silent[4];
+    static struct reply replies[IDLE_MAX];
+    long long ended[IDLE_MAX];
+    int silent[IDLE_MAX];
     struct server s;
 
     server_start(&s);
     /* One silent client per worker: each holds its worker until the head timeout, and the
-       four workers drop them together. */
-    for (int i = 0; i < 4; i++)
+       workers drop them together. */
+    for (int i = 0; i < threads; i++)
         silent[i] = client_connect(s.port);
     long long start = now_ms();
-    note_case("four clients that connect and send nothing");
-    receive_each(silent, replies, ended, 4, start,
+    note_case("%d clients that connect and send nothing, one for each worker", threads);
+    receive_each(silent, replies, ended, threads, start,
                  head_timeout_seconds * 1000 + LINGER_MS_MAX + patience());
     int dropped = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < threads; i++)
         dropped += ended[i] >= 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < threads; i++) {
         close(silent[i]);
         expect_hinted(ended[i] >= 0, dropped > 0 ? HINT_LOCK_HELD : HINT_HEAD_TIMEOUT,
                       "a silent client was still connected after %d s, where the head timeout is "
-                      "%d s and four workers each drop one",
+                      "%d s and each of the %d workers drops one",
                       head_timeout_seconds + (LINGER_MS_MAX + patience()) / 1000,
-                      head_timeout_seconds);
+                      head_timeout_seconds, threads);
         expect_hinted(replies[i].len == 0, HINT_HEAD_TIMEOUT,
                       "a silent client got an answer: \"%s\"; it must be dropped without one",
                       shown(replies[i].bytes, replies[i].len));
@@ -184,17 +224,18 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
     struct pollfd answer = {.events = POLLIN};
     struct server s;
     struct reply r;
-    /* Four idle clients for four workers: the next client gets a worker as they are dropped. */
+    /* An idle client for each worker: the next client gets a worker as they are dropped. */
     long long bound = head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
 
     server_start(&s);
-    idle_open(&idle, 4, s.port);
+    idle_open(&idle, threads, s.port);
     long long start = now_ms();
     answer.fd = client_request(s.port, NORMAL_REQUEST);
     while (harness_poll(&answer, 1, 0) == 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);
-    note_case("four idle clients (two silent, two sending a byte every tenth of a second), then "
-              "GET /");
+    note_case("%d idle clients (every other one sending a byte every tenth of a second, the rest "
+              "silent), then GET /",
+              threads);
     expect_hinted(harness_poll(&answer, 1, 0) == 1, HINT_HEAD_TIMEOUT,
                   "the next client got no answer within %lld ms", bound);
     client_receive(answer.fd, &r, patience());
@@ -204,7 +245,8 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
     while (idle.open > 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);
     expect_hinted(idle.open == 0, HINT_HEAD_TIMEOUT,
-                  "%d of the 4 idle clients still held a worker after %lld ms", idle.open, bound);
+                  "%d of the %d idle clients still held a worker after %lld ms", idle.open, threads,
+                  bound);
     idle_close(&idle);
     server_stop(&s);
 }
@@ -220,25 +262,26 @@ static void leave(int fd, int i)
 
 TEST(survives_clients_leaving_before_their_answers)
 {
-    int fds[4];
+    int fds[IDLE_MAX];
     struct server s;
 
     server_start(&s);
-    /* Four leave while their slow answers are being prepared (a worker has each)... */
-    for (int i = 0; i < 4; i++)
+    /* One for each worker leaves while its slow answer is being prepared... */
+    for (int i = 0; i < threads; i++)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < threads; i++)
         expect_worker_line(&s, patience());
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < threads; i++)
         leave(fds[i], i);
-    /* ...and four more before a worker has even read their requests. */
-    for (int i = 0; i < 4; i++) {
+    /* ...and as many more before a worker has even read their requests. */
+    for (int i = 0; i < threads; i++) {
         fds[i] = client_request(s.port, NORMAL_REQUEST);
         leave(fds[i], i);
     }
-    note_case("four GET /sleep whose clients left (two closed, two reset) while a worker slept "
-              "on each, then four GET / whose clients left before a worker read them");
-    for (int i = 0; i < 4; i++)
+    note_case("%d GET /sleep whose clients left (every other one closed, the rest reset) while a "
+              "worker slept on each, then %d GET / whose clients left before a worker read them",
+              threads, threads);
+    for (int i = 0; i < threads; i++)
         expect_worker_line(&s, sleep_seconds * 1000 + patience());
     expect_served(&s);
     server_stop(&s);

@@ -88,8 +88,8 @@ TEST(survives_reset_mid_request)
 TEST(survives_reset_before_answer)
 {
     const char *unfinished = "GET / HTTP/1.1\r\n";
-    int busy[4];
-    int nbusy = stage >= 7 ? 4 : 1; /* one per thread that serves requests */
+    int busy[IDLE_MAX];
+    int nbusy = stage >= 7 ? threads : 1; /* one per thread that serves requests */
     struct server s;
     struct reply r;
 

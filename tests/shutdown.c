@@ -40,7 +40,7 @@ static int line_index(char lines[][64], int n, const char *text)
 /* The lines, one after the other, for a message. */
 static const char *listed(char lines[][64], int n)
 {
-    static char text[32 * 70];
+    static char text[64 * 70];
     size_t len = 0;
 
     text[0] = '\0';
@@ -50,7 +50,7 @@ static const char *listed(char lines[][64], int n)
 }
 
 /* Asserts that the server exits with status 0 within timeout_ms, and that what it logged
-   from now on is `jobs` worker lines and the shutdown of a pool of four: the main thread's
+   from now on is `jobs` worker lines and the shutdown of the pool's workers: the main thread's
    announcement; for each worker N, in order, "Shutting down worker N" from the main thread;
    and "Shutting down thread for worker: N" from the worker as it leaves, which the main
    thread waits for (joins) before it goes on to worker N+1. A worker may still take a job
@@ -58,7 +58,8 @@ static const char *listed(char lines[][64], int n)
    shutdown: "its last request", or the signal ("SIGINT"). */
 static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, const char *after)
 {
-    char lines[32][64];
+    char lines[64][64];
+    char rules[160];
     int n = 0, worker_lines = 0;
     const char *line;
 
@@ -73,15 +74,17 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, con
               timeout_ms, after);
     }
     expect(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0, "expected exit status 0");
-    while (n < 32 && (line = server_line(s, 0)) != NULL)
+    while (n < 64 && (line = server_line(s, 0)) != NULL)
         snprintf(lines[n++], sizeof lines[0], "%s", line);
-    const char *rules = "expected its stdout to end with the lines of a pool of four shutting "
-                        "down, in an order that lesson 08 allows";
+    snprintf(rules, sizeof rules,
+             "expected its stdout to end with the lines of a pool of %d shutting down, in an "
+             "order that lesson 08 allows",
+             threads);
     int announced = line_index(lines, n, "Shutting down server, gracefully!");
     expect(announced >= 0, "%s; there is no \"Shutting down server, gracefully!\" in:%s", rules,
            listed(lines, n));
     int joined = announced; /* where the main thread is in its loop over the workers */
-    for (int id = 0; id < 4; id++) {
+    for (int id = 0; id < threads; id++) {
         char said[64], left[64];
         snprintf(said, sizeof said, "Shutting down worker %d", id);
         snprintf(left, sizeof left, "Shutting down thread for worker: %d", id);
@@ -100,9 +103,9 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, con
             }
         }
     }
-    expect(worker_lines == jobs && n == jobs + 9,
-           "%s: %d \"Worker N got a job; executing...\" lines and 9 of the shutdown; got:%s", rules,
-           jobs, listed(lines, n));
+    expect(worker_lines == jobs && n == jobs + 1 + 2 * threads,
+           "%s: %d \"Worker N got a job; executing...\" lines and %d of the shutdown; got:%s",
+           rules, jobs, 1 + 2 * threads, listed(lines, n));
     server_stop_exited(s);
 }
 
@@ -126,45 +129,51 @@ TEST(shuts_down_after_requests)
     expect_graceful_exit(&s, 2, patience(), "its last request");
 }
 
-TEST(default_requests_is_4)
+TEST(default_requests_serves_default_requests)
 {
     struct server s;
     struct reply r;
 
     start_with_requests(&s, NULL);
-    note_case("four GET / to a server started with no REQUESTS");
-    for (int i = 0; i < 4; i++) {
+    note_case("%d GET / (its DEFAULT_REQUESTS) to a server started with no REQUESTS",
+              default_requests);
+    for (int i = 0; i < default_requests; i++) {
         exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
         expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 4, patience(), "its last request");
+    expect_graceful_exit(&s, default_requests, patience(), "its last request");
 }
 
 TEST(queued_requests_finish_on_shutdown)
 {
-    static struct reply replies[6];
-    long long ended[6];
-    int fds[6];
+    /* Two slow requests more than the pool's workers: those run, two wait in the queue when
+       the shutdown begins. */
+    const int n = threads + 2;
+    static struct reply replies[IDLE_MAX];
+    long long ended[IDLE_MAX];
+    int fds[IDLE_MAX];
+    char requests[16];
     struct server s;
 
-    /* Six slow requests: four run, two wait in the queue when the shutdown begins. */
-    start_with_requests(&s, "6");
+    snprintf(requests, sizeof requests, "%d", n);
+    start_with_requests(&s, requests);
     long long start = now_ms();
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < n; i++)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
-    note_case("REQUESTS 6: six GET /sleep at once, so that two wait in the queue as the "
-              "shutdown begins");
-    receive_each(fds, replies, ended, 6, start, 2 * sleep_seconds * 1000 + patience());
+    note_case("REQUESTS %d: %d GET /sleep at once, so that two wait in the queue of a pool of %d "
+              "as the shutdown begins",
+              n, n, threads);
+    receive_each(fds, replies, ended, n, start, 2 * sleep_seconds * 1000 + patience());
     int lost = 0;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < n; i++)
         lost += replies[i].len == 0;
     expect_hinted(lost == 0, lost <= 2 ? HINT_QUEUED_JOBS : HINT_NO_JOIN,
-                  "%d of the 6 slow requests got no answer", lost);
-    for (int i = 0; i < 6; i++) {
+                  "%d of the %d slow requests got no answer", lost, n);
+    for (int i = 0; i < n; i++) {
         close(fds[i]);
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
-    expect_graceful_exit(&s, 6, patience(), "its last request");
+    expect_graceful_exit(&s, n, patience(), "its last request");
 }
 
 TEST(sigint_shuts_down_gracefully)
@@ -218,56 +227,63 @@ TEST(shutdown_waits_a_bounded_time_for_idle_clients)
        the head timeout has dropped each. */
     long long bound = head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
 
-    start_with_requests(&s, "4");
-    idle_open(&idle, 4, s.port);
+    /* One for each worker, so that the head timeout drops them all at once. */
+    char requests[16];
+    snprintf(requests, sizeof requests, "%d", threads);
+    start_with_requests(&s, requests);
+    idle_open(&idle, threads, s.port);
     long long start = now_ms();
     while (!server_wait_exit(&s, 0) && now_ms() - start < bound)
         idle_tick(&idle, 100);
     idle_close(&idle);
     expect_hinted(server_wait_exit(&s, 0), HINT_HEAD_TIMEOUT,
-                  "REQUESTS 4, and four idle clients: the server had not exited after %lld ms",
-                  bound);
-    expect_graceful_exit(&s, 4, 0, "its last request");
+                  "REQUESTS %d, and as many idle clients: the server had not exited after %lld ms",
+                  threads, bound);
+    expect_graceful_exit(&s, threads, 0, "its last request");
 }
 
 TEST(shutdown_with_requests_in_flight_many_times)
 {
-    static struct reply replies[6];
-    long long ended[6];
-    int fds[6];
+    /* Two connections more than the pool's workers. */
+    const int n = threads + 2;
+    static struct reply replies[IDLE_MAX];
+    long long ended[IDLE_MAX];
+    int fds[IDLE_MAX];
+    char requests[16];
 
+    snprintf(requests, sizeof requests, "%d", n);
     for (int round = 0; round < 20; round++) {
         struct server s;
-        start_with_requests(&s, "6");
-        for (int i = 0; i < 6; i++)
+        start_with_requests(&s, requests);
+        for (int i = 0; i < n; i++)
             fds[i] = client_connect(s.port);
-        /* The sixth connection starts the shutdown. Only then do the clients send their
+        /* The last connection starts the shutdown. Only then do the clients send their
            requests: every one of them is in flight, accepted and not yet answered. */
-        note_case("round %d of 20: REQUESTS 6, six connections, and their requests sent only "
+        note_case("round %d of 20: REQUESTS %d, %d connections, and their requests sent only "
                   "once the shutdown has begun",
-                  round);
+                  round, n, n);
         expect(server_printed(&s, "Shutting down server, gracefully!", patience()),
-               "after its sixth connection, the server did not print \"Shutting down server, "
+               "after its last connection, the server did not print \"Shutting down server, "
                "gracefully!\" within %d ms",
                patience());
         long long start = now_ms();
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < n; i++) {
             const char *request = i % 2 == 0 ? NORMAL_REQUEST : "GET /nowhere HTTP/1.1\r\n\r\n";
             client_send(fds[i], request, strlen(request));
         }
-        receive_each(fds, replies, ended, 6, start, patience());
-        for (int i = 0; i < 6; i++) {
+        receive_each(fds, replies, ended, n, start, patience());
+        for (int i = 0; i < n; i++) {
             close(fds[i]);
             expect_hinted(replies[i].len > 0, HINT_QUEUED_JOBS,
-                          "round %d: request %d of 6, accepted before the shutdown began, got no "
+                          "round %d: request %d of %d, accepted before the shutdown began, got no "
                           "answer, ended by %s",
-                          round, i + 1, reply_end(&replies[i]));
+                          round, i + 1, n, reply_end(&replies[i]));
             if (i % 2 == 0)
                 expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
             else
                 expect_page(&replies[i], "HTTP/1.1 404 NOT FOUND", "www/404.html");
         }
-        expect_graceful_exit(&s, 6, patience(), "its last request");
+        expect_graceful_exit(&s, n, patience(), "its last request");
     }
 }
 

@@ -370,9 +370,9 @@ static int report_new_tests(SRunner *runner, int number, const char *server)
     return run > 0 && failed == run ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-/* A timing from the environment, in whole seconds (1 to 3600), or fallback where it is not
-   set; -1 (said on stderr) for anything else: a timing is never guessed. */
-static int seconds_from_environment(const char *name, int fallback)
+/* A number from the environment (a timing, in whole seconds; the pool's size), from 1 to most,
+   or fallback where it is not set; -1 (said on stderr) for anything else: never guessed. */
+static int number_from_environment(const char *name, int fallback, int most, const char *unit)
 {
     const char *text = getenv(name);
     char *end;
@@ -380,13 +380,13 @@ static int seconds_from_environment(const char *name, int fallback)
     if (text == NULL || *text == '\0')
         return fallback;
     errno = 0;
-    long seconds = *text >= '0' && *text <= '9' ? strtol(text, &end, 10) : 0;
-    if (errno == 0 && seconds >= 1 && seconds <= 3600 && *end == '\0')
-        return (int)seconds;
+    long number = *text >= '0' && *text <= '9' ? strtol(text, &end, 10) : 0;
+    if (errno == 0 && number >= 1 && number <= most && *end == '\0')
+        return (int)number;
     fprintf(stderr,
-            "%s (SERVER_%s for a server of your own) must be a whole number of seconds, from 1 "
-            "to 3600, not \"%s\"\n",
-            name, name, text);
+            "%s (SERVER_%s for a server of your own) must be a whole number of %s, from 1 to "
+            "%d, not \"%s\"\n",
+            name, name, unit, most, text);
     return -1;
 }
 
@@ -454,9 +454,11 @@ int main(int argc, char **argv)
     const char *multiplier = getenv("CK_TIMEOUT_MULTIPLIER");
     if (multiplier != NULL && strtod(multiplier, NULL) >= 1)
         time_multiplier = strtod(multiplier, NULL);
-    sleep_seconds = seconds_from_environment("SLEEP_SECONDS", 5);
-    head_timeout_seconds = seconds_from_environment("HEAD_TIMEOUT_SECONDS", 5);
-    if (sleep_seconds < 0 || head_timeout_seconds < 0)
+    sleep_seconds = number_from_environment("SLEEP_SECONDS", 5, 3600, "seconds");
+    head_timeout_seconds = number_from_environment("HEAD_TIMEOUT_SECONDS", 5, 3600, "seconds");
+    threads = number_from_environment("THREADS", 4, THREADS_MAX, "threads");
+    default_requests = number_from_environment("REQUESTS", 4, THREADS_MAX, "requests");
+    if (sleep_seconds < 0 || head_timeout_seconds < 0 || threads < 0 || default_requests < 0)
         return 2;
     /* A server that closes early must fail a test, not kill the runner. */
     signal(SIGPIPE, SIG_IGN);

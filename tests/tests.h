@@ -67,7 +67,7 @@
     X(pool_api, pool_job_may_queue_a_job, 7, LAST_STAGE, 1)                                        \
     X(pool_api, pool_worker_waits_again_when_its_job_is_taken, 7, LAST_STAGE, 1)                   \
     X(shutdown, shuts_down_after_requests, 8, LAST_STAGE, 2)                                       \
-    X(shutdown, default_requests_is_4, 8, LAST_STAGE, 1)                                           \
+    X(shutdown, default_requests_serves_default_requests, 8, LAST_STAGE, 1)                        \
     X(shutdown, queued_requests_finish_on_shutdown, 8, LAST_STAGE, 2)                              \
     X(shutdown, sigint_shuts_down_gracefully, 8, LAST_STAGE, 1)                                    \
     X(shutdown, sigterm_shuts_down_gracefully, 8, LAST_STAGE, 1)                                   \
