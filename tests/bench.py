@@ -863,10 +863,13 @@ def build_naive():
     readme = ROOT / "step07-pool" / "README.md"
     for _, _, note, text in listings.blocks(readme):
         if note and note[0] == "7.0":
+            base, mode = listings.base_of("listing 7.0", "7.0", note[1].partition(";")[0].strip(),
+                                          ROOT / "step07-pool", {})
             work = OUT / "naive" / "step07-pool"
             shutil.rmtree(work.parent, ignore_errors=True)
-            shutil.copytree(ROOT / "step07-pool", work, ignore=shutil.ignore_patterns("*.md"))
-            mode = note[1].partition(";")[0].strip()
+            if base is None:
+                raise RuntimeError("stage 07's listing 7.0 names no folder to change")
+            shutil.copytree(base, work, ignore=shutil.ignore_patterns("*.md"))
             if not listings.apply_listing("listing 7.0", mode, text, work):
                 raise RuntimeError("stage 07's listing 7.0 does not apply")
             status, output = listings.build(work, work.parent / "server")

@@ -162,6 +162,25 @@ def apply_listing(where, mode, text, work):
     return True
 
 
+def base_of(where, name, mode, folder, results):
+    """The folder that a listing changes, and the rest of its mode: the stage's own folder,
+    an earlier listing's result (`after NAME,`), or another stage's folder (`on FOLDER,`);
+    None (and said why) when there is no such folder."""
+    if mode.startswith("after "):
+        earlier, _, mode = (part.strip() for part in mode[len("after "):].partition(","))
+        if earlier not in results:
+            fail(where, f"listing {name} comes after {earlier}, which is not before it")
+            return None, mode
+        return results[earlier], mode
+    if mode.startswith("on "):
+        other, _, mode = (part.strip() for part in mode[len("on "):].partition(","))
+        if not (ROOT / other / "main.c").is_file():
+            fail(where, f"listing {name} is on {other}, which is no stage's folder")
+            return None, mode
+        return ROOT / other, mode
+    return folder, mode
+
+
 def build(work, binary):
     """Compiles every .c file of the folder; returns (exit status, what the compiler said)."""
     sources = sorted(p.name for p in work.glob("*.c"))
@@ -266,19 +285,9 @@ def check_lesson(readme):
         if rest in ("error", "says"):
             continue
         mode, _, claim = (part.strip() for part in rest.partition(";"))
-        base = folder
-        if mode.startswith("after "):
-            earlier, _, mode = (part.strip() for part in mode[len("after "):].partition(","))
-            if earlier not in results:
-                fail(where, f"listing {name} comes after {earlier}, which is not before it")
-                continue
-            base = results[earlier]
-        elif mode.startswith("on "):
-            other, _, mode = (part.strip() for part in mode[len("on "):].partition(","))
-            base = ROOT / other
-            if not (base / "main.c").is_file():
-                fail(where, f"listing {name} is on {other}, which is no stage's folder")
-                continue
+        base, mode = base_of(where, name, mode, folder, results)
+        if base is None:
+            continue
         work = OUT / f"{folder.name}-{name}" / folder.name
         shutil.rmtree(work.parent, ignore_errors=True)
         shutil.copytree(base, work, ignore=shutil.ignore_patterns("*.md", "*.svg"))
