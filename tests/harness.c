@@ -62,18 +62,23 @@ struct run {
     } failed[512];
 };
 static struct run *run;
-/* The end of the test that is running: its waits end before Check's timeout would stop it. */
-static long long test_deadline_ms;
 
-/* What a failure message says besides its own words: the server the test last started (and
-   how), and what the test last sent it (and the bytes themselves, to send them again). */
-static struct server *current;
-static char sent[640], sent_before[640];
-/* What caused the failure that is being said (note_cause). */
-static char cause[CAUSE_MAX];
-static char started[1200];
-static char sent_bytes[512];
-static size_t sent_len; /* 0: no bytes to send again (none, too many, or a case) */
+/* What the test that is running holds, set afresh for each test (Check runs each in a
+   process of its own). */
+static struct test {
+    /* Its end: its waits end before Check's timeout would stop it. */
+    long long deadline_ms;
+    /* What a failure message says besides its own words: the server the test last started
+       (and the command that starts it again), what the test last sent it, and before that
+       (and the bytes themselves, to send them again), and the failure's cause (note_cause). */
+    struct server *server;
+    char started[1200];
+    char sent[640], sent_before[640];
+    char sent_bytes[512];
+    size_t sent_len; /* 0: no bytes to send again (none, too many, or a case) */
+    char cause[CAUSE_MAX];
+    char folder[PATH_MAX + 64]; /* scratch_folder()'s */
+} test;
 
 long long now_ms(void)
 {
@@ -94,8 +99,8 @@ long long deadline_in(long long ms)
 {
     long long deadline = now_ms() + ms;
 
-    if (test_deadline_ms > 0 && deadline > test_deadline_ms)
-        deadline = test_deadline_ms;
+    if (test.deadline_ms > 0 && deadline > test.deadline_ms)
+        deadline = test.deadline_ms;
     if (run != NULL && deadline > run->deadline_ms)
         deadline = run->deadline_ms;
     return deadline;
@@ -134,13 +139,10 @@ void harness_begin(void)
 void harness_test_setup(void)
 {
     run->tests_started++;
-    cause[0] = '\0';
-    sent[0] = sent_before[0] = '\0';
-    sent_len = 0;
     /* Every wait ends a second before Check's timeout, so that the test fails with a
        message that says what it was waiting for. */
-    test_deadline_ms =
-        now_ms() + (long long)(test_timeout_seconds() * time_multiplier * 1000) - 1000;
+    long long deadline_ms = now_ms() + (long long)(test_timeout_seconds() * time_multiplier * 1000);
+    test = (struct test){.deadline_ms = deadline_ms - 1000};
 }
 
 static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *ftw)
@@ -170,7 +172,7 @@ void harness_end(void)
 
 const char *scratch_folder(const char *name)
 {
-    static char path[PATH_MAX + 64];
+    char *path = test.folder;
     const char *tmp = getenv("TMPDIR");
 
     /* The run's folder is made by the first test that needs one (tests run one at a time),
@@ -182,7 +184,7 @@ const char *scratch_folder(const char *name)
         expect(mkdtemp(made) != NULL, "mkdtemp %s: %s", made, strerror(errno));
         memcpy(run->scratch, made, sizeof made);
     }
-    snprintf(path, sizeof path, "%s/%s-%d", run->scratch, name, (int)getpid());
+    snprintf(path, sizeof test.folder, "%s/%s-%d", run->scratch, name, (int)getpid());
     expect(mkdir(path, 0700) == 0, "mkdir %s: %s", path, strerror(errno));
     return path;
 }
@@ -302,22 +304,18 @@ const char HINT_TIMINGS[] =
     "If the server keeps other timings than these, say so: SERVER_SLEEP_SECONDS and "
     "SERVER_HEAD_TIMEOUT_SECONDS (whole seconds) for make check-stepNN and make grade.";
 
-const char *shown(const char *bytes, size_t len)
+const char *show_bytes(char out[SHOWN_MAX], const char *bytes, size_t len)
 {
-    /* Two buffers, used in turn, so that one message can show two byte strings. */
-    static char buffers[2][1200];
-    static int turn;
-    char *out = buffers[turn++ % 2];
     size_t o = 0;
 
-    for (size_t i = 0; i < len && o < sizeof buffers[0] - 40; i++) {
+    for (size_t i = 0; i < len && o < SHOWN_MAX - 40; i++) {
         unsigned char c = (unsigned char)bytes[i];
         if (c >= ' ' && c <= '~' && c != '\\')
             out[o++] = (char)c;
         else
             o += (size_t)sprintf(out + o, "\\x%02x", c);
     }
-    if (o >= sizeof buffers[0] - 40)
+    if (o >= SHOWN_MAX - 40)
         o += (size_t)sprintf(out + o, "... (%zu bytes)", len);
     out[o] = '\0';
     return out;
@@ -325,13 +323,14 @@ const char *shown(const char *bytes, size_t len)
 
 void note_sent(const void *bytes, size_t len)
 {
-    memcpy(sent_before, sent, sizeof sent);
-    snprintf(sent, sizeof sent, "\"%.500s\"%s", shown(bytes, len < 500 ? len : 500),
+    memcpy(test.sent_before, test.sent, sizeof test.sent);
+    snprintf(test.sent, sizeof test.sent, "\"%.500s\"%s", shown(bytes, len < 500 ? len : 500),
              len > 500 ? "..." : "");
     if (len > 60)
-        snprintf(sent + strlen(sent), sizeof sent - strlen(sent), " (%zu bytes)", len);
-    sent_len = len <= sizeof sent_bytes ? len : 0;
-    memcpy(sent_bytes, bytes, sent_len);
+        snprintf(test.sent + strlen(test.sent), sizeof test.sent - strlen(test.sent),
+                 " (%zu bytes)", len);
+    test.sent_len = len <= sizeof test.sent_bytes ? len : 0;
+    memcpy(test.sent_bytes, bytes, test.sent_len);
 }
 
 void note_cause(const char *format, ...)
@@ -339,7 +338,7 @@ void note_cause(const char *format, ...)
     va_list ap;
 
     va_start(ap, format);
-    vsnprintf(cause, sizeof cause, format, ap);
+    vsnprintf(test.cause, sizeof test.cause, format, ap);
     va_end(ap);
 }
 
@@ -360,15 +359,18 @@ void note_case(const char *format, ...)
 {
     va_list ap;
 
-    memcpy(sent_before, sent, sizeof sent);
+    memcpy(test.sent_before, test.sent, sizeof test.sent);
     va_start(ap, format);
-    vsnprintf(sent, sizeof sent, format, ap);
+    vsnprintf(test.sent, sizeof test.sent, format, ap);
     va_end(ap);
-    sent_len = 0;
+    test.sent_len = 0;
 }
 
 static bool output_pull(struct output *o);
-static const char *server_state(struct server *s);
+#define STATE_MAX 96
+static const char *say_state(char state[STATE_MAX], struct server *s);
+/* How the server is now, in a buffer of the caller's own (see shown()). */
+#define server_state(s) say_state((char[STATE_MAX]){""}, s)
 static bool wait_for_exit(struct server *s, int timeout_ms);
 
 /* Appends to buf[*len..cap) what printf would print, as much as fits. */
@@ -413,7 +415,7 @@ static bool stopped_accepting(struct server *s, char *finding, size_t cap)
     socklen_t size = sizeof error;
 
     /* A server that is shutting down has stopped accepting, as it should. */
-    if (stage < 7 || !s->started_plainly || s->exit_expected || s->port <= 0 ||
+    if (!does->pool || !s->started_plainly || s->exit_expected || s->port <= 0 ||
         strstr(s->out.text, "Shutting down server, gracefully!") != NULL ||
         !measure_open_files(s->pid, &before))
         return false;
@@ -482,7 +484,7 @@ static enum diagnosis diagnose(struct server *s, char *finding, size_t cap)
     int signal = WIFSIGNALED(s->status) ? WTERMSIG(s->status) : 0;
     if (signal == SIGPIPE)
         return BROKEN_PIPE;
-    if (stage >= 8 && (signal == SIGTERM || signal == SIGINT))
+    if (does->shuts_down && (signal == SIGTERM || signal == SIGINT))
         return STOPPED;
     snprintf(finding, cap, "the server crashed: %s", server_state(s));
     return CRASHED;
@@ -522,7 +524,7 @@ void flunk_at(const char *file, int line, const char *hint, const char *format, 
     /* The server first: how it ended, or what it does, says more than the expectation that
        happened to fail, and a lesson's hint is given only where the server gives no other
        explanation. */
-    enum diagnosis diagnosis = diagnose(current, finding, sizeof finding);
+    enum diagnosis diagnosis = diagnose(test.server, finding, sizeof finding);
     bool explained = diagnosis == CRASHED || diagnosis == EXITED || diagnosis == SPINNING ||
                      diagnosis == NOT_ACCEPTING || diagnosis == EXITED_AT_START;
     if (diagnosis == NOT_ACCEPTING)
@@ -532,10 +534,10 @@ void flunk_at(const char *file, int line, const char *hint, const char *format, 
     else if (diagnosis == BROKEN_PIPE)
         note_cause("SIGPIPE killed the server");
     else if (diagnosis == STOPPED)
-        note_cause("the server %s", server_state(current));
+        note_cause("the server %s", server_state(test.server));
     if (run != NULL && run->failures < (int)(sizeof run->failed / sizeof run->failed[0])) {
         run->failed[run->failures].test = run->tests_started - 1;
-        memcpy(run->failed[run->failures].cause, cause, sizeof cause);
+        memcpy(run->failed[run->failures].cause, test.cause, sizeof test.cause);
     }
     if (run != NULL)
         run->failures++;
@@ -555,25 +557,26 @@ void flunk_at(const char *file, int line, const char *hint, const char *format, 
         else if (diagnosis == STOPPED)
             hint = HINT_STOP_SIGNALS;
     }
-    if (sent[0] != '\0')
-        append(message, sizeof message, &len, "\n  sent: %s", sent);
+    if (test.sent[0] != '\0')
+        append(message, sizeof message, &len, "\n  sent: %s", test.sent);
     /* A server dies a moment after what killed it: that may have been the step before. */
-    if (sent_before[0] != '\0' &&
+    if (test.sent_before[0] != '\0' &&
         (diagnosis == CRASHED || diagnosis == EXITED || diagnosis == BROKEN_PIPE))
-        append(message, sizeof message, &len, "\n  and before that: %s", sent_before);
-    if (current != NULL) {
-        output_pull(&current->err);
-        append(message, sizeof message, &len, "\n  the server: %s", server_state(current));
+        append(message, sizeof message, &len, "\n  and before that: %s", test.sent_before);
+    if (test.server != NULL) {
+        output_pull(&test.server->err);
+        append(message, sizeof message, &len, "\n  the server: %s", server_state(test.server));
         append(message, sizeof message, &len, "\n  its stderr: %s",
-               current->err.len == 0 ? "(nothing)" : shown(current->err.text, current->err.len));
+               test.server->err.len == 0 ? "(nothing)"
+                                         : shown(test.server->err.text, test.server->err.len));
     }
     if (hint != NULL)
         append(message, sizeof message, &len, "\n  hint: %s", hint);
-    if (current != NULL) {
-        append(message, sizeof message, &len, "\n  try it: %s", started);
-        if (sent_len > 0) {
+    if (test.server != NULL) {
+        append(message, sizeof message, &len, "\n  try it: %s", test.started);
+        if (test.sent_len > 0) {
             append(message, sizeof message, &len, "\n    then, in another terminal: printf ");
-            append_printf_format(message, sizeof message, &len, sent_bytes, sent_len);
+            append_printf_format(message, sizeof message, &len, test.sent_bytes, test.sent_len);
             append(message, sizeof message, &len, " | nc -N 127.0.0.1 PORT");
         }
     }
@@ -581,7 +584,7 @@ void flunk_at(const char *file, int line, const char *hint, const char *format, 
         append(message, sizeof message, &len,
                "\n  note: the run's budget of %d s is spent, so this test waited for nothing",
                (int)(RUN_BUDGET_MS * time_multiplier / 1000));
-    else if (test_deadline_ms > 0 && now_ms() >= test_deadline_ms)
+    else if (test.deadline_ms > 0 && now_ms() >= test.deadline_ms)
         append(message, sizeof message, &len, "\n  note: the test's %.0f s ran out",
                test_timeout_seconds() * time_multiplier);
     _ck_assert_failed(file, line, "Failed", "%s", message);
@@ -644,21 +647,23 @@ int harness_poll(struct pollfd fds[], nfds_t n, int timeout_ms)
     expect(n + 2 <= sizeof all / sizeof all[0], "too many connections for harness_poll");
     /* The server's outputs too: a server that logs while the test waits for something else
        never finds its pipes full, whatever their size on this system. */
-    all[0] = (struct pollfd){.fd = current != NULL ? current->out.fd : -1, .events = POLLIN};
-    all[1] = (struct pollfd){.fd = current != NULL ? current->err.fd : -1, .events = POLLIN};
+    all[0] =
+        (struct pollfd){.fd = test.server != NULL ? test.server->out.fd : -1, .events = POLLIN};
+    all[1] =
+        (struct pollfd){.fd = test.server != NULL ? test.server->err.fd : -1, .events = POLLIN};
     for (nfds_t i = 0; i < n; i++)
         all[i + 2] = fds[i];
     do {
         ready = poll(all, n + 2, ms_left(deadline));
         if (ready < 0 && errno != EINTR)
             return -1;
-        if (current != NULL && all[0].revents != 0)
-            output_pull(&current->out);
-        if (current != NULL && all[1].revents != 0)
-            output_pull(&current->err);
+        if (test.server != NULL && all[0].revents != 0)
+            output_pull(&test.server->out);
+        if (test.server != NULL && all[1].revents != 0)
+            output_pull(&test.server->err);
         /* A pipe that has ended is no more reason to wake. */
-        all[0].fd = current != NULL ? current->out.fd : -1;
-        all[1].fd = current != NULL ? current->err.fd : -1;
+        all[0].fd = test.server != NULL ? test.server->out.fd : -1;
+        all[1].fd = test.server != NULL ? test.server->err.fd : -1;
         ready = 0;
         for (nfds_t i = 0; i < n; i++) {
             fds[i].revents = all[i + 2].revents;
@@ -698,20 +703,21 @@ static void note_started(const char *dir, const char *const argv[], int fd_limit
 {
     size_t len = 0;
 
-    started[0] = '\0';
-    append(started, sizeof started, &len, "cd ");
-    append_quoted(started, sizeof started, &len, dir != NULL ? dir : root_dir);
-    append(started, sizeof started, &len, " && ");
+    test.started[0] = '\0';
+    append(test.started, sizeof test.started, &len, "cd ");
+    append_quoted(test.started, sizeof test.started, &len, dir != NULL ? dir : root_dir);
+    append(test.started, sizeof test.started, &len, " && ");
     if (fd_limit > 0)
-        append(started, sizeof started, &len, "(ulimit -n %d; ", fd_limit);
+        append(test.started, sizeof test.started, &len, "(ulimit -n %d; ", fd_limit);
     for (int i = 0; argv[i] != NULL; i++) {
-        append(started, sizeof started, &len, "%s", i > 0 ? " " : "");
-        append_quoted(started, sizeof started, &len, argv[i]);
+        append(test.started, sizeof test.started, &len, "%s", i > 0 ? " " : "");
+        append_quoted(test.started, sizeof test.started, &len, argv[i]);
     }
     if (fd_limit > 0)
-        append(started, sizeof started, &len, ")");
+        append(test.started, sizeof test.started, &len, ")");
     if (argv[1] != NULL && strcmp(argv[1], "0") == 0)
-        append(started, sizeof started, &len, "   (port 0: it prints the port it got, PORT)");
+        append(test.started, sizeof test.started, &len,
+               "   (port 0: it prints the port it got, PORT)");
 }
 
 /* server_spawn, with at most fd_limit open files for the server when fd_limit > 0. */
@@ -759,7 +765,7 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
     }
     output_open(&s->out, out[0]);
     output_open(&s->err, err[0]);
-    current = s;
+    test.server = s;
 }
 
 void server_spawn(struct server *s, const char *dir, const char *const args[])
@@ -791,7 +797,7 @@ void server_wait_listening(struct server *s)
 
 void server_start_with_fd_limit(struct server *s, int fd_limit)
 {
-    const char *args[] = {"0", stage >= 8 ? "1000000" : NULL, NULL};
+    const char *args[] = {"0", does->shuts_down ? "1000000" : NULL, NULL};
 
     spawn(s, NULL, args, fd_limit);
     s->started_plainly = true;
@@ -842,22 +848,20 @@ static bool wait_for_exit(struct server *s, int timeout_ms)
 }
 
 /* How the server is now: "still running", "exited with status 1", "killed by SIGPIPE". */
-static const char *server_state(struct server *s)
+static const char *say_state(char state[STATE_MAX], struct server *s)
 {
-    static char state[96];
-
     if (s->pid != 0)
         reap(s, WNOHANG);
     if (s->pid != 0)
         return "still running";
     if (WIFEXITED(s->status)) {
-        snprintf(state, sizeof state, "exited with status %d", WEXITSTATUS(s->status));
+        snprintf(state, STATE_MAX, "exited with status %d", WEXITSTATUS(s->status));
     } else if (WIFSIGNALED(s->status)) {
         const char *name = signal_name(WTERMSIG(s->status));
-        snprintf(state, sizeof state, "killed by %s (%s)", name != NULL ? name : "a signal",
+        snprintf(state, STATE_MAX, "killed by %s (%s)", name != NULL ? name : "a signal",
                  strsignal(WTERMSIG(s->status)));
     } else {
-        snprintf(state, sizeof state, "ended with status %#x", s->status);
+        snprintf(state, STATE_MAX, "ended with status %#x", s->status);
     }
     return state;
 }
@@ -883,7 +887,7 @@ void expect_exit_after_shutdown(struct server *s, const char *after)
 void server_stop(struct server *s)
 {
     expect_alive(s);
-    if (stage >= 8) {
+    if (does->shuts_down) {
         /* From stage 08 on, SIGTERM shuts the server down gracefully: it must exit by itself
            with status 0, which under valgrind also says that it made no memory error and
            leaked nothing. Every test has its answers before it stops its server, so nothing
@@ -909,8 +913,8 @@ void server_stop_exited(struct server *s)
     expect(s->pid == 0, "the server is still running");
     output_close(&s->out);
     output_close(&s->err);
-    if (current == s)
-        current = NULL;
+    if (test.server == s)
+        test.server = NULL;
 }
 
 /* A measure of the running server; the test fails when it cannot be taken. */
@@ -957,7 +961,7 @@ long long server_cpu_ms(struct server *s)
 
 const char *server_line(struct server *s, int timeout_ms)
 {
-    static char line[8192 * 5];
+    char *line = s->line;
     long long deadline = deadline_in(timeout_ms);
     struct output *o = &s->out;
 
@@ -967,7 +971,7 @@ const char *server_line(struct server *s, int timeout_ms)
         char *newline = memchr(start, '\n', o->len - o->seen);
         if (newline != NULL) {
             size_t n = (size_t)(newline - start);
-            expect(n < sizeof line, "a log line of %zu bytes", n);
+            expect(n < sizeof s->line, "a log line of %zu bytes", n);
             memcpy(line, start, n);
             line[n] = '\0';
             o->seen += n + 1;
@@ -1030,9 +1034,10 @@ void expect_quiet(struct server *s)
     if (s->out.seen != s->out.len)
         note_cause("it prints a line that stage %02d does not: \"%s\"", stage,
                    shown(unseen, strcspn(unseen, "\n")));
-    expect_hinted(s->out.seen == s->out.len,
-                  stage >= 5 && strncmp(unseen, "Request: [", 10) == 0 ? HINT_NO_PRINT : NULL,
-                  "unexpected output on stdout: %s", shown(unseen, s->out.len - s->out.seen));
+    expect_hinted(
+        s->out.seen == s->out.len,
+        does->logs != LOGS_REQUEST && strncmp(unseen, "Request: [", 10) == 0 ? HINT_NO_PRINT : NULL,
+        "unexpected output on stdout: %s", shown(unseen, s->out.len - s->out.seen));
 }
 
 const char *server_stderr(struct server *s)
@@ -1077,8 +1082,8 @@ int client_connect(int port)
     expect(fd >= 0, "socket: %s", strerror(errno));
     /* Never to a server that has ended: its port is free, and another run's server (a grading
        beside this one) may have it now. */
-    if (current != NULL && current->port == port)
-        expect_alive(current);
+    if (test.server != NULL && test.server->port == port)
+        expect_alive(test.server);
     /* Never wait for good: a server whose backlog is full leaves a connect() hanging. */
     fcntl(fd, F_SETFL, O_NONBLOCK);
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
@@ -1089,7 +1094,7 @@ int client_connect(int port)
             note_timeout();
             close(fd);
             note_cause("%s", NO_LONGER_ACCEPTS);
-            flunk(stage >= 7 ? HINT_NOT_ACCEPTING : NULL,
+            flunk(does->pool ? HINT_NOT_ACCEPTING : NULL,
                   "could not connect to 127.0.0.1:%d within %d ms: %s (its backlog is full: it "
                   "has stopped calling accept)",
                   port, patience(), NO_LONGER_ACCEPTS);
@@ -1181,17 +1186,15 @@ void exchange(struct server *s, const void *request, size_t len, struct reply *r
         note_timeout();
 }
 
-const char *reply_end(const struct reply *r)
+const char *say_end(char end[END_MAX], const struct reply *r)
 {
-    static char end[96];
-
     if (r->closed)
         return "the server's end of stream";
     if (r->error == ETIMEDOUT)
         return "nothing: the connection was still open when the test stopped waiting";
     if (r->error == EMSGSIZE)
         return "nothing: more bytes came than any answer has";
-    snprintf(end, sizeof end, "%s (%s)", r->error == ECONNRESET ? "a reset" : "an error",
+    snprintf(end, END_MAX, "%s (%s)", r->error == ECONNRESET ? "a reset" : "an error",
              strerror(r->error));
     return end;
 }
@@ -1199,9 +1202,9 @@ const char *reply_end(const struct reply *r)
 /* The hint for a reply that did not end as it should have. */
 static const char *hint_for_end(const struct reply *r)
 {
-    if (r->error == ECONNRESET && stage >= 3)
+    if (r->error == ECONNRESET && does->routes[0].status_line != NULL)
         return HINT_RESET;
-    if (r->error == ETIMEDOUT && stage >= 3)
+    if (r->error == ETIMEDOUT && does->routes[0].status_line != NULL)
         return r->len > 0 ? HINT_CLOSE : HINT_NO_ANSWER;
     return NULL;
 }
@@ -1313,9 +1316,10 @@ void expect_page(const struct reply *r, const char *status_line, const char *pat
     int wanted = atoi(status_line + strlen("HTTP/1.1 ")), got = status_code(r);
     const char *hint = hint_for_end(r);
 
-    /* The hello page where the 404 page was due, or the other way round: the route. */
-    if (hint == NULL && stage >= 5 && got != wanted && (got == 200 || got == 404) &&
-        (wanted == 200 || wanted == 404))
+    /* The hello page where the 404 page was due, or the other way round, from a stage that
+       routes by the request line. */
+    if (hint == NULL && does->routes[0].request_line != NULL && got != wanted &&
+        (got == 200 || got == 404) && (wanted == 200 || wanted == 404))
         hint = HINT_EXACT_LINE;
     if (r->len != len || memcmp(r->bytes, expected, len) != 0)
         note_reply_difference(r, expected, len);
@@ -1367,26 +1371,6 @@ void exchange_oversized_head(struct server *s, struct reply *r)
     fill_with_headers(head, sizeof head);
     exchange(s, head, sizeof head, r);
     note_case("16 KiB of header lines \"X-Fill: a\\n\", with no empty line among them");
-}
-
-void expect_normal_reply(const struct reply *r)
-{
-    if (stage == 1) {
-        /* It closes without reading, so the end may come as a reset. */
-        expect(r->len == 0, "stage 01 sends nothing, got \"%s\"", shown(r->bytes, r->len));
-        expect(r->error != ETIMEDOUT,
-               "the connection was still open after %d ms: stage 01 "
-               "closes each connection at once",
-               patience());
-    } else if (stage == 2) {
-        expect_hinted(r->len == 0 && r->closed, r->error == ETIMEDOUT ? HINT_CLOSE : NULL,
-                      "stage 02 sends nothing and closes the connection, got \"%s\", ended by %s",
-                      shown(r->bytes, r->len), reply_end(r));
-    } else if (stage == 3) {
-        expect_reply(r, "HTTP/1.1 200 OK\r\n\r\n", 19);
-    } else {
-        expect_page(r, "HTTP/1.1 200 OK", "www/hello.html");
-    }
 }
 
 /* Asserts that the server's stdout, as it is now, ends with these lines: a stage that logs
@@ -1454,14 +1438,14 @@ void expect_served(struct server *s)
     if (r.error == ETIMEDOUT)
         note_timeout();
     expect_alive(s); /* a server that dies on this request leaves an empty reply */
-    expect_normal_reply(&r);
+    expect_answer_to(&r, NORMAL_REQUEST);
     /* The log line may come a moment after the answer. */
     server_printed(s, "\n", 0);
-    if (stage == 1)
+    if (does->logs == LOGS_CONNECTION)
         expect_log_ends_with(s, connection, 1);
-    else if (stage <= 4)
+    else if (does->logs == LOGS_REQUEST)
         expect_log_ends_with(s, request, 4);
-    else if (stage <= 6)
+    else if (does->logs == LOGS_NOTHING)
         expect_quiet(s);
     else
         expect_only_worker_lines(s);

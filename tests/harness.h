@@ -69,7 +69,8 @@ void harness_begin(void);
 void harness_test_setup(void);
 void harness_end(void);
 /* A folder of its own for the test, inside the run's scratch folder, removed by
-   harness_end() whatever happens to the test. */
+   harness_end() whatever happens to the test. Its path is the test's, until it asks for
+   another. */
 const char *scratch_folder(const char *name);
 
 /* ---- Failures ------------------------------------------------------------------------- */
@@ -111,8 +112,13 @@ extern const char HINT_LISTENING[], HINT_SETUP[], HINT_LOOPBACK[], HINT_RESET[],
     HINT_POOL_CRASHED[], HINT_DROP_FREES[], HINT_NOT_ACCEPTING[], HINT_REQUESTS[],
     HINT_POOL_HANGS[], HINT_READ_LOOP[];
 
-/* Formats bytes for a failure message: printable ASCII as is, the rest as \xNN. */
-const char *shown(const char *bytes, size_t len);
+/* Formats bytes for a failure message into buf: printable ASCII as is, the rest as \xNN;
+   returns buf. shown() does it into a buffer of the caller's own (a compound literal, which
+   lives until the end of the caller's block), so that one message may show any number of
+   byte strings. */
+#define SHOWN_MAX 1200
+const char *show_bytes(char buf[SHOWN_MAX], const char *bytes, size_t len);
+#define shown(bytes, len) show_bytes((char[SHOWN_MAX]){""}, bytes, len)
 
 /* ---- Servers -------------------------------------------------------------------------- */
 
@@ -132,6 +138,7 @@ struct server {
                              reaches) */
     int port;
     struct output out, err;
+    char line[8192 * 5]; /* server_line()'s */
 };
 
 /* Starts the server in dir (NULL: the repository root) with the arguments args (after the
@@ -165,7 +172,7 @@ int server_open_files(struct server *s);
 long long server_cpu_ms(struct server *s);
 
 /* The next whole line the server printed on stdout (without its '\n'), waiting up to
-   timeout_ms; NULL if none came. The text stays valid until the next call. */
+   timeout_ms; NULL if none came. The text is the server's (s->line) until the next call. */
 const char *server_line(struct server *s, int timeout_ms);
 /* The worker id in a line "Worker N got a job; executing...", or -1 for any other line. */
 int worker_in(const char *line);
@@ -197,8 +204,11 @@ struct reply {
 
 /* The most a stage reads as a request head, empty line included: a longer head is refused. */
 #define HEAD_MAX 8192
-/* The longest a stage's graceful close may go on reading what a client still sends. */
+/* The longest a stage's graceful close may go on reading what a client still sends, and the
+   most bytes it reads then. A client that sends more may see its connection reset after the
+   answer. */
 #define LINGER_MS_MAX 2000
+#define LINGER_MAX (8 * 4096)
 
 /* A connected client socket; the test fails if the server does not accept. */
 int client_connect(int port);
@@ -213,8 +223,11 @@ void client_receive(int fd, struct reply *r, int timeout_ms);
 void client_reset(int fd);
 /* Connects, sends request, reads the whole reply (up to patience() ms) and closes. */
 void exchange(struct server *s, const void *request, size_t len, struct reply *r);
-/* How a reply ended, for a message: "the server's end of stream", "a reset (...)". */
-const char *reply_end(const struct reply *r);
+/* How a reply ended, for a message, written into buf: "the server's end of stream", "a reset
+   (...)". reply_end() writes it into a buffer of the caller's own, as shown() does. */
+#define END_MAX 96
+const char *say_end(char buf[END_MAX], const struct reply *r);
+#define reply_end(r) say_end((char[END_MAX]){""}, r)
 
 /* Asserts that the reply is exactly the bytes expected, then a clean end of stream. */
 void expect_reply(const struct reply *r, const char *expected, size_t len);
@@ -231,11 +244,52 @@ void fill_with_headers(char *buf, size_t size);
 /* Sends 16 KiB of such lines, more than any stage reads as a head, and reads the answer. */
 void exchange_oversized_head(struct server *s, struct reply *r);
 
-/* The request every stage must serve, and what this stage does with it: the answer and the
-   log lines. Tests of bad input finish with it, to prove that the server still serves. */
+/* The request every stage must serve. expect_served() sends it and asserts what the stage
+   does with it (stages.c): the answer and the log lines. Tests of bad input finish with it,
+   to prove that the server still serves. */
 #define NORMAL_REQUEST "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-void expect_normal_reply(const struct reply *r);
+/* A request that no route of any stage answers: from stage 05 on, the 404 page. */
+#define NOT_FOUND_REQUEST "GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 void expect_served(struct server *s);
+
+/* ---- What each stage does (stages.c) -------------------------------------------------- */
+
+/* A stage answers a request whose line is exactly request_line (without its line end; NULL:
+   any line no route before it has) with status_line, then, if page is not NULL, its headers
+   and that page (see page_response). */
+struct route {
+    const char *request_line, *status_line, *page;
+    bool slow; /* the answer comes after SLEEP_SECONDS */
+};
+/* What a stage prints on stdout for each connection: "connection established", the request
+   ("Request: [" and its lines), nothing, or its worker's "Worker N got a job; executing...". */
+enum logs { LOGS_CONNECTION, LOGS_REQUEST, LOGS_NOTHING, LOGS_WORKER };
+#define ROUTES_MAX 8
+struct stage_does {
+    bool reads_head; /* reads a request head (else it closes each connection at once) */
+    enum logs logs;
+    const char *no_page;   /* the status line when a page cannot be read */
+    const char *too_large; /* the status line for a head over HEAD_MAX; NULL: closes */
+    bool head_timeout;     /* closes a connection whose head takes HEAD_TIMEOUT_SECONDS */
+    bool pool;             /* serves with a pool of `threads` workers */
+    bool shuts_down;       /* after REQUESTS connections, SIGINT or SIGTERM, and exits 0 */
+    /* The first route whose line matches answers; no route: the stage sends nothing. */
+    struct route routes[ROUTES_MAX];
+};
+/* The stage under test (stage_does_set, by the runner). */
+extern const struct stage_does *does;
+void stage_does_set(int number);
+/* The route that answers a head (its first len bytes), or NULL: the stage sends nothing. */
+const struct route *route_for(const char *head, size_t len);
+/* Asserts that the reply is the answer the stage owes to input (its first n bytes, of total,
+   the whole stream the client sent, ended by the client's end of stream), then the end of the
+   connection: a clean end of stream, or, for an input longer than the stage reads and throws
+   away, a reset after the whole answer. what names the input. Returns whether the stage reads
+   a whole head in input (and so, before stage 05, prints it). */
+bool expect_answer(const struct reply *r, const char *input, size_t n, size_t total,
+                   const char *what);
+/* The same for a whole request, a string. */
+void expect_answer_to(const struct reply *r, const char *request);
 
 /* A slow request (stage 06 on), and a measure of the lesson it teaches: sends GET /sleep,
    then GET / on a second connection, and reads both answers, which must be the hello page

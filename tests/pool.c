@@ -54,20 +54,19 @@ static bool worker_beyond(struct server *s, int count)
     return false;
 }
 
-/* The times, "1001, 1002 and 2003", for a message. */
-static const char *listed_times(const long long times[], int n)
+/* The times, "1001, 1002 and 2003", for a message, written into text. */
+#define TIMES_MAX (IDLE_MAX * 24)
+static void list_times(char text[TIMES_MAX], const long long times[], int n)
 {
-    static char text[IDLE_MAX * 24];
     size_t len = 0;
 
     text[0] = '\0';
     for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(text + len, sizeof text - len, "%s%lld",
+        len += (size_t)snprintf(text + len, TIMES_MAX - len, "%s%lld",
                                 i == 0       ? ""
                                 : i == n - 1 ? " and "
                                              : ", ",
                                 times[i]);
-    return text;
 }
 
 TEST(four_slow_requests_at_once_fifth_waits)
@@ -103,13 +102,15 @@ TEST(four_slow_requests_at_once_fifth_waits)
                   one_at_a_time ? ", one sleep apart: one at a time" : "");
     for (int i = 0; i < n; i++) {
         close(fds[i]);
-        expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
+        expect_answer_to(&replies[i], SLEEP_REQUEST);
     }
+    char times[TIMES_MAX];
+    list_times(times, ended, n);
     expect_hinted(ended[n - 2] * 2 < ended[0] * 3,
                   n > 2 && ended[1] * 2 >= ended[0] * 3 ? HINT_LOCK_HELD : HINT_POOL_SIZE,
                   "the answers ended at %s ms: the first %d should end together, after one sleep "
                   "of %d s, on a pool of %d",
-                  listed_times(ended, n), n - 1, sleep_seconds, threads);
+                  times, n - 1, sleep_seconds, threads);
     /* More ran at once than the pool has workers: a bigger pool logs workers beyond the
        last one expected; a thread for each connection logs none. */
     bool bigger_pool = server_printed(&s, "Worker ", 0) && worker_beyond(&s, threads);
@@ -117,7 +118,7 @@ TEST(four_slow_requests_at_once_fifth_waits)
                   bigger_pool ? HINT_POOL_SIZE : HINT_THREAD_PER_CONNECTION,
                   "the answers ended at %s ms: the last did not wait for a free worker, so more "
                   "than %d ran at once, on a pool of %d",
-                  listed_times(ended, n), threads, threads);
+                  times, threads, threads);
     /* Each worker logged one of the first `threads` jobs. */
     for (int i = 0; i < threads; i++) {
         int id = expect_worker_line(&s, patience());
@@ -156,7 +157,7 @@ TEST(threads_do_not_grow_with_clients)
 
     server_start(&s);
     exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_answer_to(&r, NORMAL_REQUEST);
     long before = settled_threads(&s);
     int files = server_open_files(&s);
     /* Sixteen clients that send nothing (yet): the server accepts them all and queues them. */
@@ -240,7 +241,7 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
                   "the next client got no answer within %lld ms", bound);
     client_receive(answer.fd, &r, patience());
     close(answer.fd);
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_answer_to(&r, NORMAL_REQUEST);
     /* The trickling clients too: the head timeout is for the whole head, not for each byte. */
     while (idle.open > 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);

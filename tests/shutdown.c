@@ -37,16 +37,14 @@ static int line_index(char lines[][64], int n, const char *text)
     return -1;
 }
 
-/* The lines, one after the other, for a message. */
-static const char *listed(char lines[][64], int n)
+/* The lines, one after the other, for a message, written into text. */
+static void list_lines(char text[64 * 70], char lines[][64], int n)
 {
-    static char text[64 * 70];
     size_t len = 0;
 
-    text[0] = '\0';
-    for (int i = 0; i < n && len + 70 < sizeof text; i++)
-        len += (size_t)snprintf(text + len, sizeof text - len, "\n    %s", lines[i]);
-    return n > 0 ? text : " (none)";
+    snprintf(text, 64 * 70, "%s", n > 0 ? "" : " (none)");
+    for (int i = 0; i < n && len + 70 < 64 * 70; i++)
+        len += (size_t)snprintf(text + len, 64 * 70 - len, "\n    %s", lines[i]);
 }
 
 /* Asserts that the server exits with status 0 within timeout_ms, and that what it logged
@@ -76,13 +74,15 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, con
     expect(WIFEXITED(s->status) && WEXITSTATUS(s->status) == 0, "expected exit status 0");
     while (n < 64 && (line = server_line(s, 0)) != NULL)
         snprintf(lines[n++], sizeof lines[0], "%s", line);
+    char listed[64 * 70];
+    list_lines(listed, lines, n);
     snprintf(rules, sizeof rules,
              "expected its stdout to end with the lines of a pool of %d shutting down, in an "
              "order that lesson 08 allows",
              threads);
     int announced = line_index(lines, n, "Shutting down server, gracefully!");
     expect(announced >= 0, "%s; there is no \"Shutting down server, gracefully!\" in:%s", rules,
-           listed(lines, n));
+           listed);
     int joined = announced; /* where the main thread is in its loop over the workers */
     for (int id = 0; id < threads; id++) {
         char said[64], left[64];
@@ -90,22 +90,22 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, con
         snprintf(left, sizeof left, "Shutting down thread for worker: %d", id);
         int said_at = line_index(lines, n, said), left_at = line_index(lines, n, left);
         expect_hinted(said_at > joined, HINT_NO_JOIN, "%s; \"%s\" is missing or out of order in:%s",
-                      rules, said, listed(lines, n));
+                      rules, said, listed);
         expect_hinted(left_at > announced, HINT_NO_JOIN,
-                      "%s; \"%s\" is missing or out of order in:%s", rules, left, listed(lines, n));
+                      "%s; \"%s\" is missing or out of order in:%s", rules, left, listed);
         /* The main thread goes on to the next worker only once this one has left. */
         joined = said_at > left_at ? said_at : left_at;
         for (int i = 0; i < n; i++) {
             if (worker_in(lines[i]) == id) {
                 expect(i < left_at, "%s; worker %d took a job after it left, in:%s", rules, id,
-                       listed(lines, n));
+                       listed);
                 worker_lines++;
             }
         }
     }
     expect(worker_lines == jobs && n == jobs + 1 + 2 * threads,
            "%s: %d \"Worker N got a job; executing...\" lines and %d of the shutdown; got:%s",
-           rules, jobs, 1 + 2 * threads, listed(lines, n));
+           rules, jobs, 1 + 2 * threads, listed);
     server_stop_exited(s);
 }
 
@@ -118,14 +118,14 @@ TEST(shuts_down_after_requests)
     int slow = client_request(s.port, SLEEP_REQUEST);
     exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r); /* the second: the last */
     note_case("REQUESTS 2: GET /sleep, then GET /, the last");
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_answer_to(&r, NORMAL_REQUEST);
     /* The slow request, accepted before the shutdown began, still gets all of its answer. */
     client_receive(slow, &r, sleep_seconds * 1000 + patience());
     close(slow);
     note_case("REQUESTS 2: GET /sleep, then GET /, the last; this is the answer to GET /sleep, "
               "in flight when the shutdown began");
     expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_answer_to(&r, SLEEP_REQUEST);
     expect_graceful_exit(&s, 2, patience(), "its last request");
 }
 
@@ -139,7 +139,7 @@ TEST(default_requests_serves_default_requests)
               default_requests);
     for (int i = 0; i < default_requests; i++) {
         exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
-        expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+        expect_answer_to(&r, NORMAL_REQUEST);
     }
     expect_graceful_exit(&s, default_requests, patience(), "its last request");
 }
@@ -171,7 +171,7 @@ TEST(queued_requests_finish_on_shutdown)
                   "%d of the %d slow requests got no answer", lost, n);
     for (int i = 0; i < n; i++) {
         close(fds[i]);
-        expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
+        expect_answer_to(&replies[i], SLEEP_REQUEST);
     }
     expect_graceful_exit(&s, n, patience(), "its last request");
 }
@@ -192,7 +192,7 @@ TEST(sigint_shuts_down_gracefully)
     client_receive(slow, &r, sleep_seconds * 1000 + patience());
     close(slow);
     expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_answer_to(&r, SLEEP_REQUEST);
     expect_graceful_exit(&s, 0, patience(), "SIGINT");
 }
 
@@ -215,7 +215,7 @@ TEST(sigterm_shuts_down_gracefully)
     client_receive(fd, &r, patience());
     close(fd);
     expect_hinted(r.len > 0, HINT_NO_JOIN, "the request got no answer, ended by %s", reply_end(&r));
-    expect_page(&r, "HTTP/1.1 200 OK", "www/hello.html");
+    expect_answer_to(&r, NORMAL_REQUEST);
     expect_graceful_exit(&s, 0, patience(), "SIGTERM");
 }
 
@@ -268,7 +268,7 @@ TEST(shutdown_with_requests_in_flight_many_times)
                patience());
         long long start = now_ms();
         for (int i = 0; i < n; i++) {
-            const char *request = i % 2 == 0 ? NORMAL_REQUEST : "GET /nowhere HTTP/1.1\r\n\r\n";
+            const char *request = i % 2 == 0 ? NORMAL_REQUEST : NOT_FOUND_REQUEST;
             client_send(fds[i], request, strlen(request));
         }
         receive_each(fds, replies, ended, n, start, patience());
@@ -278,10 +278,7 @@ TEST(shutdown_with_requests_in_flight_many_times)
                           "round %d: request %d of %d, accepted before the shutdown began, got no "
                           "answer, ended by %s",
                           round, i + 1, n, reply_end(&replies[i]));
-            if (i % 2 == 0)
-                expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
-            else
-                expect_page(&replies[i], "HTTP/1.1 404 NOT FOUND", "www/404.html");
+            expect_answer_to(&replies[i], i % 2 == 0 ? NORMAL_REQUEST : NOT_FOUND_REQUEST);
         }
         expect_graceful_exit(&s, n, patience(), "its last request");
     }

@@ -246,18 +246,33 @@ static void say_left_out(int number, bool no_pool, bool can_measure)
                number, system, system == 1 ? "test is" : "tests are", names, SYSTEM_CANNOT_MEASURE);
 }
 
-/* The name of the test that ran in place i of the run, "lesson:test" or "lesson:test:CASE". */
-static const char *planned_name(int i)
+/* The name of the test that ran in place i of the run, "lesson:test" or "lesson:test:CASE",
+   written into name. */
+static const char *planned_name(char name[160], int i)
 {
-    static char name[160];
     const struct planned *p = &plan[i];
 
     if (i < 0 || i >= planned)
         return "?";
-    snprintf(name, sizeof name, "%s:%s", p->row->lesson, p->row->test.name);
+    snprintf(name, 160, "%s:%s", p->row->lesson, p->row->test.name);
     if (loop_of(p->row) != NULL)
-        snprintf(name + strlen(name), sizeof name - strlen(name), ":%d", p->iteration);
+        snprintf(name + strlen(name), 160 - strlen(name), ":%d", p->iteration);
     return name;
+}
+
+/* Writes text to json as a JSON string. */
+static void json_string(FILE *json, const char *text)
+{
+    fputc('"', json);
+    for (const unsigned char *at = (const unsigned char *)text; *at != '\0'; at++) {
+        if (*at == '"' || *at == '\\')
+            fprintf(json, "\\%c", *at);
+        else if (*at < ' ')
+            fprintf(json, "\\u%04x", *at);
+        else
+            fputc(*at, json);
+    }
+    fputc('"', json);
 }
 
 /* Says, once each, the causes that several failures of the run share: one difference (a
@@ -281,22 +296,23 @@ static void say_shared_causes(int number, FILE *json)
         printf("step%02d: %d failures share one cause: %s\n", number, count, cause);
         if (json == NULL)
             continue;
-        fprintf(json, "%s\n  {\"count\": %d, \"cause\": \"", groups++ > 0 ? "," : "", count);
-        for (const char *at = cause; *at != '\0'; at++) /* shown(): printable ASCII only */
-            fprintf(json, *at == '"' || *at == '\\' ? "\\%c" : "%c", *at);
-        fprintf(json, "\", \"tests\": [");
+        fprintf(json, "%s\n  {\"count\": %d, \"cause\": ", groups++ > 0 ? "," : "", count);
+        json_string(json, cause);
+        fprintf(json, ", \"tests\": [");
         for (int j = 0, listed = 0; j < n; j++) {
             if (strcmp(harness_failure_cause(j, &other), cause) == 0)
-                fprintf(json, "%s\"%s\"", listed++ > 0 ? ", " : "", planned_name(other));
+                fprintf(json, "%s\"%s\"", listed++ > 0 ? ", " : "",
+                        planned_name((char[160]){""}, other));
         }
         fprintf(json, "]}");
     }
 }
 
-/* Writes the report make grade reads: the tests of the stage that this run left out and why
-   ("pool": --no-pool; "system": it cannot measure a process), and the causes that several
-   failures share. */
-static void write_report(const char *path, int number, bool no_pool, bool can_measure, bool ran)
+/* Writes the report make grade reads: what the run tested (the sentence it prints first), the
+   tests of the stage that it left out and why ("pool": --no-pool; "system": it cannot measure
+   a process), and the causes that several failures share. */
+static void write_report(const char *path, const char *testing, int number, bool no_pool,
+                         bool can_measure, bool ran)
 {
     FILE *json = fopen(path, "w");
     int left = 0;
@@ -305,7 +321,9 @@ static void write_report(const char *path, int number, bool no_pool, bool can_me
         perror(path);
         return;
     }
-    fprintf(json, "{\"left_out\": [");
+    fprintf(json, "{\"testing\": ");
+    json_string(json, testing);
+    fprintf(json, ", \"left_out\": [");
     for (size_t i = 0; i < ROWS; i++) {
         const struct row *row = &table[i];
         const char *why = left_out_because(row, no_pool, can_measure);
@@ -439,6 +457,7 @@ int main(int argc, char **argv)
     stage = atoi(argv[arg]);
     if (stage < 1 || stage > LAST_STAGE)
         return usage(argv[0]);
+    stage_does_set(stage);
     /* Servers may run in another directory: they need the binary's absolute path. */
     if (realpath(argv[arg + 1], server) == NULL || getcwd(root, sizeof root) == NULL) {
         fprintf(stderr, "step%02d: cannot test %s: %s\n", stage, argv[arg + 1], strerror(errno));
@@ -470,15 +489,23 @@ int main(int argc, char **argv)
     const char *tap = take_variable("CK_TAP_LOG_FILE_NAME");
     bool can_measure = system_can_measure();
     SRunner *runner = srunner_create(stage_suite(stage, new_only, no_pool, can_measure, &filter));
+    /* What is tested, and the numbers the tests take the server to have. */
+    char testing[1024], pool[32] = "", requests[40] = "";
+    if (stage >= 7)
+        snprintf(pool, sizeof pool, ", a pool of %d", threads);
+    if (stage >= 8)
+        snprintf(requests, sizeof requests, ", %d requests by default", default_requests);
+    snprintf(testing, sizeof testing,
+             "step%02d: testing %s (GET /sleep takes %d s, the head timeout is %d s%s%s)", stage,
+             argv[arg + 1], sleep_seconds, head_timeout_seconds, pool, requests);
     if (planned == 0) {
         srunner_free(runner);
         if (report != NULL)
-            write_report(report, stage, no_pool, can_measure, false);
+            write_report(report, testing, stage, no_pool, can_measure, false);
         return nothing_to_run(stage, &filter, allow_none, no_pool);
     }
     if (!new_only)
-        printf("step%02d: testing %s (GET /sleep takes %d s, the head timeout is %d s)\n", stage,
-               argv[arg + 1], sleep_seconds, head_timeout_seconds);
+        printf("%s\n", testing);
     if (no_pool && stage >= 7)
         printf("step%02d: the tests of the pool's API (pool_api%s) are not run: they call a "
                "pool.c, and this run has none of the server's (POOL=dir gives one)\n",
@@ -505,7 +532,7 @@ int main(int argc, char **argv)
         if (tap != NULL)
             write_tap(tap, runner, stage);
         if (report != NULL)
-            write_report(report, stage, no_pool, can_measure, true);
+            write_report(report, testing, stage, no_pool, can_measure, true);
         else
             say_shared_causes(stage, NULL);
     }
