@@ -264,7 +264,6 @@ struct route {
 /* What a stage prints on stdout for each connection: "connection established", the request
    ("Request: [" and its lines), nothing, or its worker's "Worker N got a job; executing...". */
 enum logs { LOGS_CONNECTION, LOGS_REQUEST, LOGS_NOTHING, LOGS_WORKER };
-#define ROUTES_MAX 8
 struct stage_does {
     bool reads_head; /* reads a request head (else it closes each connection at once) */
     enum logs logs;
@@ -273,8 +272,9 @@ struct stage_does {
     bool head_timeout;     /* closes a connection whose head takes HEAD_TIMEOUT_SECONDS */
     bool pool;             /* serves with a pool of `threads` workers */
     bool shuts_down;       /* after REQUESTS connections, SIGINT or SIGTERM, and exits 0 */
-    /* The first route whose line matches answers; no route: the stage sends nothing. */
-    struct route routes[ROUTES_MAX];
+    /* The first route whose line matches answers; no route: the stage sends nothing. The
+       list ends with a route whose status_line is NULL. */
+    const struct route *routes;
 };
 /* The stage under test (stage_does_set, by the runner). */
 extern const struct stage_does *does;

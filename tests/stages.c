@@ -18,33 +18,41 @@
 #define TOO_LARGE "HTTP/1.1 431 Request Header Fields Too Large"
 #define NO_PAGE "HTTP/1.1 500 Internal Server Error"
 
+/* The routes of the stages: the first whose line matches answers (the last field says whether
+   it is slow); {0} ends the list. */
+static const struct route none[] = {{0}};
+static const struct route status_line_only[] = {{NULL, "HTTP/1.1 200 OK", NULL, false}, {0}};
+static const struct route hello_to_all[] = {{NULL, HELLO, false}, {0}};
+static const struct route by_line[] = {
+    {"GET / HTTP/1.1", HELLO, false}, {NULL, NOT_FOUND, false}, {0}};
+static const struct route with_sleep[] = {{"GET / HTTP/1.1", HELLO, false},
+                                          {"GET /sleep HTTP/1.1", HELLO, true},
+                                          {NULL, NOT_FOUND, false},
+                                          {0}};
+
 static const struct stage_does table[LAST_STAGE + 1] = {
-    [1] = {.logs = LOGS_CONNECTION},
-    [2] = {.reads_head = true, .logs = LOGS_REQUEST},
-    [3] = {.reads_head = true, .logs = LOGS_REQUEST, .routes = {{NULL, "HTTP/1.1 200 OK", NULL}}},
-    [4] = {.reads_head = true, .logs = LOGS_REQUEST, .no_page = NO_PAGE, .routes = {{NULL, HELLO}}},
+    [1] = {.logs = LOGS_CONNECTION, .routes = none},
+    [2] = {.reads_head = true, .logs = LOGS_REQUEST, .routes = none},
+    [3] = {.reads_head = true, .logs = LOGS_REQUEST, .routes = status_line_only},
+    [4] = {.reads_head = true, .logs = LOGS_REQUEST, .no_page = NO_PAGE, .routes = hello_to_all},
     [5] = {.reads_head = true,
            .logs = LOGS_NOTHING,
            .no_page = NO_PAGE,
            .too_large = TOO_LARGE,
-           .routes = {{"GET / HTTP/1.1", HELLO}, {NULL, NOT_FOUND}}},
+           .routes = by_line},
     [6] = {.reads_head = true,
            .logs = LOGS_NOTHING,
            .no_page = NO_PAGE,
            .too_large = TOO_LARGE,
            .head_timeout = true,
-           .routes = {{"GET / HTTP/1.1", HELLO},
-                      {"GET /sleep HTTP/1.1", HELLO, .slow = true},
-                      {NULL, NOT_FOUND}}},
+           .routes = with_sleep},
     [7] = {.reads_head = true,
            .logs = LOGS_WORKER,
            .no_page = NO_PAGE,
            .too_large = TOO_LARGE,
            .head_timeout = true,
            .pool = true,
-           .routes = {{"GET / HTTP/1.1", HELLO},
-                      {"GET /sleep HTTP/1.1", HELLO, .slow = true},
-                      {NULL, NOT_FOUND}}},
+           .routes = with_sleep},
     [8] = {.reads_head = true,
            .logs = LOGS_WORKER,
            .no_page = NO_PAGE,
@@ -52,9 +60,7 @@ static const struct stage_does table[LAST_STAGE + 1] = {
            .head_timeout = true,
            .pool = true,
            .shuts_down = true,
-           .routes = {{"GET / HTTP/1.1", HELLO},
-                      {"GET /sleep HTTP/1.1", HELLO, .slow = true},
-                      {NULL, NOT_FOUND}}},
+           .routes = with_sleep},
 };
 
 const struct stage_does *does = &table[1];
