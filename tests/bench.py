@@ -56,10 +56,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import listings  # the lessons' own listing machinery, for listing 7.0
+import tools
+
 # ---------------------------------------------------------------------------------------------
 # Settings. Together they keep the whole run to about three minutes.
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository root: servers read www/ there
+ROOT = tools.ROOT  # the repository root: servers read www/ there
 OUT = ROOT / "build" / "bench"  # everything the benchmark writes goes here
 
 CLIENTS = (1, 16, 64)  # concurrent wrk connections
@@ -243,34 +246,36 @@ def timed_get(port, request=REQUEST):
 # Servers. Each is started, checked with one real request, and stopped in a finally block.
 
 
-class Server:
-    """A running server: its name, its process, its port, and the pids whose CPU time counts."""
+class Server(tools.Server):
+    """A server being measured: its name, its port, and the pids whose CPU time counts. Its
+    output goes to files under build/bench/: a stage's log, a line per request, would fill
+    /tmp where that is memory."""
 
-    def __init__(self, name, process, port, log_paths):
+    def __init__(self, name, command, port=None, logs=()):
+        super().__init__(command, folder=OUT)
         self.name = name
-        self.process = process
         self.port = port
-        self.log_paths = log_paths  # its stderr (and nginx's error log), for a post-mortem
+        self.logs = logs  # nginx's error log, beside its stderr, for a post-mortem
         self.workers = []  # nginx's worker processes; a stage is one process
         self.response_bytes = None
         self.clean_exit = False  # stage 08 must exit with status 0 on SIGTERM
 
     def pids(self):
-        return [self.process.pid] + self.workers
+        return [self.proc.pid] + self.workers
 
     def cpu_seconds(self):
         return sum(cpu_ticks(pid) for pid in self.pids()) / os.sysconf("SC_CLK_TCK")
 
     def alive(self):
         """False when the server, or one of nginx's workers, has died."""
-        if self.process.poll() is not None:
+        if not self.running():
             return False
-        return not self.workers or children_of(self.process.pid) == self.workers
+        return not self.workers or children_of(self.proc.pid) == self.workers
 
     def last_words(self):
         """The tail of what the server wrote on stderr, to explain a death."""
-        text = ""
-        for path in self.log_paths:
+        text = self.errors().decode(errors="replace")[-400:]
+        for path in self.logs:
             if path.exists():
                 text += path.read_text(errors="replace")[-400:]
         return text.strip().replace("\n", " | ") or "nothing on stderr"
@@ -284,56 +289,28 @@ class Server:
 
     def stop(self):
         """SIGTERM (stage 08 shuts down gracefully; nginx's master stops its workers, waits
-        for them and exits), then SIGKILL for a server that lingers: nginx's workers first,
-        while they are still known as its master's children."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            for pid in children_of(self.process.pid) if self.workers else []:
-                os.kill(pid, signal.SIGKILL)
-            self.process.kill()
-            self.process.wait()
-        if self.clean_exit and self.process.returncode != 0:
-            problem(f"{self.name}: exit status {self.process.returncode} on SIGTERM, not 0")
-
-
-def wait_for_listening(process, out_path, name):
-    """Polls the server's stdout file for its first line and returns the port in it."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        match = re.match(r"Listening on http://127\.0\.0\.1:(\d+)\n", out_path.read_text())
-        if match:
-            return int(match.group(1))
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with status {process.returncode} before listening")
-        time.sleep(0.01)
-    raise RuntimeError(f"{name} printed no Listening line within {START_TIMEOUT:.0f} s")
+        for them and exits), then SIGKILL for whatever of it lingers after 10 s."""
+        if not self.running():
+            return super().stop()
+        super().stop(signal.SIGTERM, 10)
+        if self.clean_exit and self.proc.returncode != 0:
+            problem(f"{self.name}: exit status {self.proc.returncode} on SIGTERM, not 0")
 
 
 def start_stage(name, binary, pinned=False, extra_args=()):
-    """Starts a stage on port 0. Its stdout goes to a file: the pool stages log one line per
-    request, and a file, unlike a pipe nobody reads, never fills up and blocks the server.
-    Once the Listening line is read, the file is unlinked; the server goes on writing into
-    it, and the kernel frees it when the server exits."""
-    stem = name.replace(" ", "-")
-    out_path, err_path = OUT / f"{stem}.stdout", OUT / f"{stem}.stderr"
+    """Starts a stage on port 0, and checks it with one GET /."""
     command = ["taskset", "-c", "0"] if pinned else []
-    command += [str(binary), "0", *extra_args]
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=err)
-    server = None
+    server = Server(name, command + [str(binary), "0", *extra_args])
     try:
-        port = wait_for_listening(process, out_path, name)
-        out_path.unlink()
-        server = Server(name, process, port, [err_path])
+        server.port = server.listen(START_TIMEOUT)
+        if server.port is None and not server.running():
+            raise RuntimeError(f"{name} exited with status {server.proc.returncode} before listening")
+        if server.port is None:
+            raise RuntimeError(f"{name} printed no Listening line within {START_TIMEOUT:.0f} s")
         server.check()
         return server
     except BaseException:
-        (server or Server(name, process, 0, [])).stop()
+        server.stop()
         raise
 
 
@@ -435,11 +412,7 @@ def start_nginx(name, workers="auto", pinned=False):
         command += ["nginx", "-p", str(prefix), "-c", str(conf)]
         if nginx_version() >= (1, 19, 5):  # -e: no look at the default error log at all
             command += ["-e", str(prefix / "error.log")]
-        err_path = OUT / "nginx.stderr"
-        with open(err_path, "wb") as err:
-            process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=err)
-        server = Server(name, process, port, [err_path, prefix / "error.log"])
+        server = Server(name, command, port, [prefix / "error.log"])
         try:
             if wait_for_nginx(server):
                 # As with the stages' log: nginx goes on writing into the file, unlinked, so
@@ -459,7 +432,7 @@ def wait_for_nginx(server):
     the first answer, then take the list of the master's children."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
+        if not server.running():
             return False
         try:
             server.check()
@@ -467,7 +440,7 @@ def wait_for_nginx(server):
             time.sleep(0.02)
             continue
         time.sleep(0.3)
-        server.workers = children_of(server.process.pid)
+        server.workers = children_of(server.proc.pid)
         return True
     raise RuntimeError(f"nginx did not answer within {START_TIMEOUT:.0f} s")
 
@@ -759,8 +732,8 @@ def build_short_sleep_copies():
     for stage, folder in (("06", "step06-sleep"), ("07", "step07-pool"), ("08", "step08-shutdown")):
         sources = sorted(str(path) for path in (ROOT / folder).glob("*.c"))
         target = OUT / f"step{stage}-sleep{SLEEP_SECONDS}"
-        command = [os.environ.get("CC", "cc"), "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2",
-                   "-pthread", f"-DSLEEP_SECONDS={SLEEP_SECONDS}", "-o", str(target), *sources]
+        command = [os.environ.get("CC", "cc"), *tools.stage_flags(), "-O2",
+                   f"-DSLEEP_SECONDS={SLEEP_SECONDS}", "-o", str(target), *sources]
         subprocess.run(command, check=True)
         binaries[f"stage {stage}"] = target
     return binaries
@@ -858,8 +831,6 @@ IDLE_CLIENTS = 1000  # idle connections for the cost of a thread per connection
 def build_naive():
     """The thread-per-connection server of stage 07's lesson (listing 7.0), built from the
     lesson itself with tests/listings.py, as make check-listings builds it."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import listings  # noqa: E402, the lessons' own listing machinery
     readme = ROOT / "step07-pool" / "README.md"
     for _, _, note, text in listings.blocks(readme):
         if note and note[0] == "7.0":
@@ -888,10 +859,10 @@ def idle_cost(name, binary):
         for _ in range(IDLE_CLIENTS):
             clients.append(socket.create_connection(("127.0.0.1", server.port)))
         deadline = time.monotonic() + 2
-        fds = Path(f"/proc/{server.process.pid}/fd")
+        fds = Path(f"/proc/{server.proc.pid}/fd")
         while len(os.listdir(fds)) < IDLE_CLIENTS and time.monotonic() < deadline:
             time.sleep(0.02)
-        status = Path(f"/proc/{server.process.pid}/status").read_text()
+        status = Path(f"/proc/{server.proc.pid}/status").read_text()
         field_of = lambda key: int(re.search(rf"^{key}:\s+(\d+)", status, re.M).group(1))
         return {"threads": field_of("Threads"), "rss": field_of("VmRSS") * 1024,
                 "virtual": field_of("VmSize") * 1024}

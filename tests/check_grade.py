@@ -17,6 +17,8 @@ import time
 import zipfile
 from fractions import Fraction
 
+import tools
+
 try:
     import junitparser
 except ImportError:
@@ -24,10 +26,11 @@ except ImportError:
              "python3-junitparser (apt-get install python3-junitparser) and run this with "
              "/usr/bin/python3, as make check-grade does." % sys.executable)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = tools.ROOT
 OUT = os.path.join(ROOT, "build", "check-grade")
 # The test builds of the stages are built with these timings (the Makefile's TEST_*).
-FAST = ["SERVER_SLEEP_SECONDS=1", "SERVER_HEAD_TIMEOUT_SECONDS=2"]
+FAST = ["SERVER_SLEEP_SECONDS=%s" % tools.test_timings()[0],
+        "SERVER_HEAD_TIMEOUT_SECONDS=%s" % tools.test_timings()[1]]
 FILES = ["junit.xml", "results.json", "summary.txt", "prairielearn.json", "autolab.json"]
 failed = []
 
@@ -39,32 +42,19 @@ def check(name, ok, detail=""):
     return ok
 
 
-def clean_env(**extra):
-    """The environment without what would change a run: Check's filters, make's own flags
-    (a parent make's jobserver), a grader's SERVER= or STAGE=."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CK_") and k not in (
-        "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "SERVER", "POOL", "STAGE", "GRADE_DIR")}
-    env.update(extra)
-    return env
-
-
-def grade(case, *args, **env):
-    """make grade ... GRADE_DIR=build/check-grade/CASE; its exit status and folder."""
+def start_grade(case, *args, **env):
+    """make grade ... GRADE_DIR=build/check-grade/CASE in the background; it and its folder."""
     folder = os.path.join(OUT, case)
     command = ["make", "--no-print-directory", "grade", "GRADE_DIR=" + folder] + list(args)
     with open(folder + ".out", "w") as out:
-        status = subprocess.call(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                 env=clean_env(**env))
-    return status, folder
+        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env=tools.clean_env(**env)), folder
 
 
-def start_grade(case, *args, **env):
-    """grade() in the background, for a run that mostly waits."""
-    folder = os.path.join(OUT, case)
-    command = ["make", "--no-print-directory", "grade", "GRADE_DIR=" + folder] + list(args)
-    out = open(folder + ".out", "w")
-    return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            env=clean_env(**env)), folder
+def grade(case, *args, **env):
+    """start_grade(), waited for: its exit status and folder."""
+    process, folder = start_grade(case, *args, **env)
+    return process.wait(), folder
 
 
 def load(folder):
@@ -401,8 +391,8 @@ def autograde(root, files, **env):
             f.write(text)
     with open(os.path.join(root, "stdout"), "w") as out:
         status = subprocess.call([os.path.join(root, "run_autograder")], cwd=root, stdout=out,
-                                 stderr=subprocess.STDOUT, env=clean_env(AUTOGRADER_ROOT=root,
-                                                                         **env))
+                                 stderr=subprocess.STDOUT,
+                                 env=tools.clean_env(AUTOGRADER_ROOT=root, **env))
     try:
         with open(os.path.join(root, "results", "results.json")) as f:
             return status, json.load(f)
@@ -478,7 +468,7 @@ def main():
     builds = ["build/tests/step%02d" % n for n in range(1, 9)]
     if not check("the stages' test builds and runners are built", subprocess.call(
             ["make", "-s", "--no-print-directory", "tests"] + builds, cwd=ROOT,
-            env=clean_env()) == 0):
+            env=tools.clean_env()) == 0):
         return 1
     # The pool that never returns waits out the watchdog of the pool's tests (15 s), idle: it
     # runs beside the other cases.

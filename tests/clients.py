@@ -26,19 +26,18 @@ It needs curl, ab and chromium (Debian packages curl, apache2-utils, chromium); 
 fails its checks. One line per check, a summary, and exit status 0 only if every check passed.
 """
 
-import atexit
 import http.client
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
+
+import tools
 
 BUILD = "build"  # the folder of the stages' binaries, from the command line
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = tools.ROOT
 HELLO = open(os.path.join(ROOT, "www", "hello.html"), "rb").read()
 NOT_FOUND = open(os.path.join(ROOT, "www", "404.html"), "rb").read()
 # What a browser must show: the hello page's heading.
@@ -77,114 +76,46 @@ def tail(data, lines=3):
     return " | ".join(text[-lines:]) or "(no output)"
 
 
-# --- servers ---------------------------------------------------------------------------------
+# --- servers and tools ----------------------------------------------------------------------
 
-SERVERS = []
-
-
-class Server:
-    """build/stepNN on port 0, run from the repository root; its stdout is collected."""
+class Server(tools.Server):
+    """build/stepNN on port 0, run from the repository root."""
 
     def __init__(self, stage, *args):
         binary = os.path.join(BUILD, "step" + stage)
         if not os.access(binary, os.X_OK):
             raise Failure(f"{binary} not found: build it with make {binary}")
-        binary = os.path.abspath(binary)  # it runs from the repository root
-        self.lines = []
-        self.listening = threading.Event()
-        self.stderr = tempfile.TemporaryFile()
         try:
-            self.proc = subprocess.Popen([binary, "0", *args], cwd=ROOT,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=self.stderr)
+            super().__init__([os.path.abspath(binary), "0", *args])  # it runs from the root
         except OSError as error:
             raise Failure(f"cannot start {binary}: {error}")
-        SERVERS.append(self)
-        # A thread drains stdout, so that a busy log never fills the pipe and blocks the
-        # server; the first line tells us the port and that the server is ready.
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        if not self.listening.wait(10):
+        self.port = self.listen(10)
+        if self.port is None:
+            running, lines = self.running(), self.lines()
             self.stop()
-            raise Failure(f"no Listening line within 10 s: {tail(self.errors())}")
-        if self.proc.poll() is not None and self.lines[0] == "":
-            self.stop()
+            if lines:
+                raise Failure(f"first line is {lines[0]!r}, not the Listening line")
+            if running:
+                raise Failure(f"no Listening line within 10 s: {tail(self.errors())}")
             raise Failure(f"{exit_text(self.proc.returncode)} before listening: "
                           f"{tail(self.errors())}")
-        match = re.fullmatch(r"Listening on http://127\.0\.0\.1:(\d+)", self.lines[0])
-        if not match:
-            self.stop()
-            raise Failure(f"first line is {self.lines[0]!r}, not the Listening line")
-        self.port = int(match.group(1))
 
-    def _read(self):
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-            self.listening.set()
-        self.lines.append("")  # EOF: wake the waiter even if nothing was ever printed
-        self.listening.set()
+    def lines(self):
+        return self.output().decode(errors="replace").splitlines()
 
     def url(self, path="/"):
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def wait(self, timeout):
-        """The exit status once the server has exited by itself (None if it does not)."""
-        try:
-            status = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.reader.join(5)
-        return status
-
-    def errors(self):
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def stop(self):
-        """Kill the server if it still runs, and reap it."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.reader.join(5)
-        if self in SERVERS:
-            SERVERS.remove(self)
-
-
-@atexit.register
-def stop_all():
-    for server in list(SERVERS):
-        server.stop()
-
-
-# --- running tools ---------------------------------------------------------------------------
 
 def run(argv, timeout):
-    """Run a client to its end, at most timeout seconds; returns (status, stdout, stderr).
-
-    The tool runs in a session of its own, with its output in files rather than pipes, so that
-    a timeout kills it with every process it started (Chromium starts many), and a leftover
-    child holding the output open cannot make us wait."""
+    """Runs a client to its end, at most timeout seconds, with every process it started
+    (Chromium starts many): tools.run. Returns (status, stdout, stderr)."""
     tool = argv[0]
     if shutil.which(tool) is None:
         raise Failure(f"{tool} not found: install the Debian package {PACKAGES[tool]}")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
-        try:
-            status = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            status = None
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # the tool and all its children are gone already
-            proc.wait()
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    expect(status is not None, f"{tool} still running after {timeout} s: {tail(stderr)}")
-    return status, stdout, stderr
+    done = tools.run(argv, timeout)
+    expect(not done.timed_out, f"{tool} still running after {timeout} s: {tail(done.errors)}")
+    return done.status, done.output, done.errors
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -278,10 +209,10 @@ def check_ab_shutdown():
     server = Server("08", str(AB_REQUESTS))
     try:
         check_ab(server, concurrency=1)
-        status = server.wait(30)
-        expect(status is not None, f"still running 30 s after its {AB_REQUESTS} requests")
+        expect(server.wait(30), f"still running 30 s after its {AB_REQUESTS} requests")
+        status = server.proc.returncode
         expect(status == 0, f"{exit_text(status)}: {tail(server.errors())}")
-        expect("Shutting down server, gracefully!" in server.lines,
+        expect("Shutting down server, gracefully!" in server.lines(),
                "no 'Shutting down server, gracefully!' line")
     finally:
         server.stop()
@@ -294,19 +225,17 @@ def check_chromium_default_requests():
     server = Server("08")
     try:
         check_chromium(server)
-        status = server.proc.poll()
-        if status is None:
+        if server.running():
             # Still waiting for more connections: a stop signal must end it cleanly.
             seen = "was still running, exited 0 on SIGTERM"
             server.proc.send_signal(signal.SIGTERM)
-            status = server.wait(30)
-            expect(status is not None, "still running 30 s after SIGTERM")
+            expect(server.wait(30), "still running 30 s after SIGTERM")
         else:
             seen = "exited 0 by itself"
-            server.wait(5)
+        status = server.proc.returncode
         expect(status == 0, f"{exit_text(status)}: {tail(server.errors())}")
         # Each accepted connection becomes one job, and every job runs before the exit.
-        jobs = sum("got a job" in line for line in server.lines)
+        jobs = sum("got a job" in line for line in server.lines())
         return f"Chromium made {jobs} connection(s); the server {seen}"
     finally:
         server.stop()
@@ -374,8 +303,6 @@ def main():
             stage_checks(stage)
     except KeyboardInterrupt:
         sys.exit("interrupted")
-    finally:
-        stop_all()
     print(f"{passes} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 

@@ -4,8 +4,8 @@
     python3 tests/grade.py GRADE_DIR step05 [step07 ...]
 
 make grade leaves in GRADE_DIR, for each graded stage, what its Check runner wrote: Check's XML
-log (stepNN.xml), its report (stepNN.report.json: the tests it left out and why, and the causes
-that several failures share), the runner's output
+log (stepNN.xml), its report (stepNN.report.json: what it tested, the tests it left out and why,
+and the causes that several failures share), the runner's output
 (stepNN.log) and exit status (stepNN.status), the suite's
 table (table.json: each test's lesson, stages and points), and where they apply the build logs of
 a grader's pool (pool-build.*) and of a student's server (server-build.*). This script writes
@@ -31,9 +31,11 @@ import re
 import signal
 import sys
 import xml.etree.ElementTree as ET
+from collections import namedtuple
 from fractions import Fraction
 
-CHECK_NS = "{http://check.sourceforge.net/ns}"
+import tools
+
 POOL_LEFT_OUT = ("not run: the pool's API is tested only with POOL=dir (your pool.c), and this "
                  "run had none")
 NOT_MEASURED = ("not run on this system: this test measures the server from outside (memory, "
@@ -92,41 +94,6 @@ def tail(text, lines=TAIL_LINES):
     return "\n".join("  " + line for line in kept) if kept else "  (empty)"
 
 
-def read_check_xml(path):
-    """Check's results by (test name, iteration), and whether the log is whole.
-
-    Check writes a test's element as the test ends, so a runner that died leaves a log cut
-    short: a pull parser keeps every test that was written before the cut."""
-    results, text = {}, read(path)
-    if text is None:
-        return results, False
-    parser = ET.XMLPullParser(events=("end",))
-    try:
-        parser.feed(text)
-        parser.close()
-        whole = True
-    except ET.ParseError:
-        whole = False
-    for _, element in parser.read_events():
-        if element.tag != CHECK_NS + "test":
-            continue
-
-        def field(name, element=element):
-            return (element.findtext(CHECK_NS + name) or "").strip("\n")
-
-        try:
-            iteration, duration = int(field("iteration") or 0), float(field("duration") or 0)
-        except ValueError:
-            iteration, duration = 0, 0.0
-        results[(field("id"), iteration)] = {
-            "result": element.get("result", "error"),
-            "lesson": field("description"),
-            "message": field("message"),
-            "duration": max(duration, 0.0),  # Check gives -1 for a test that did not pass
-        }
-    return results, whole
-
-
 def runner_end(status, has_xml, whole):
     """What became of the runner, in words, for the tests it did not run."""
     if status is None:
@@ -178,12 +145,17 @@ def shares(points, n):
     return [Fraction(units // n + (1 if i < units % n else 0), unit) for i in range(n)]
 
 
+# A graded stage: its cases, the causes that several of its failures share, notes for the
+# summary, and what its run tested, in the runner's words ("" when it did not say).
+Stage = namedtuple("Stage", "cases shared notes testing")
+
+
 def grade_stage(folder, stage, table):
-    """The stage's cases, each with its verdict, and notes for the summary."""
+    """The stage, each case with its verdict."""
     number = int(stage[4:])
     status = read_status(os.path.join(folder, stage + ".status"))
     log = read(os.path.join(folder, stage + ".log"))
-    results, whole = read_check_xml(os.path.join(folder, stage + ".xml"))
+    results, whole = tools.check_results(os.path.join(folder, stage + ".xml"))
     has_xml = os.path.exists(os.path.join(folder, stage + ".xml"))
     server_status = read_status(os.path.join(folder, "server-build.status"))
     server_log = read(os.path.join(folder, "server-build.log")) or ""
@@ -193,11 +165,12 @@ def grade_stage(folder, stage, table):
         report = json.loads(read(os.path.join(folder, stage + ".report.json")) or "{}")
         left_out = {row["name"]: row["why"] for row in report.get("left_out", [])}
         causes = [(int(c["count"]), str(c["cause"])) for c in report.get("shared_causes", [])]
+        testing = str(report.get("testing") or "")
     except (ValueError, KeyError, TypeError, AttributeError):
-        left_out, causes = {}, []
+        left_out, causes, testing = {}, [], ""
     # What several failures share comes first: one mistake, named once.
-    notes = ["%d failures share one cause: %s" % cause for cause in causes]
-    cases = []
+    shared = ["%d failures share one cause: %s" % cause for cause in causes]
+    notes, cases = [], []
     # make grade writes the options it gave the runner (stepNN.flags): --no-pool says that the
     # pool's tests were left out, even when the runner could not start to say so itself.
     flags = (read(os.path.join(folder, stage + ".flags")) or "").split()
@@ -275,7 +248,7 @@ def grade_stage(folder, stage, table):
         notes.append("%d tests did not run: %s. The end of %s.log:\n%s" % (
             missing, runner_end(status, has_xml, whole).replace(" before this test", ""),
             stage, tail(log, 8)))
-    return cases, notes
+    return Stage(cases, shared, notes, testing)
 
 
 def points(value):
@@ -292,17 +265,14 @@ def totals(cases):
 def summary(stages):
     lines = []
     got_all = max_all = Fraction(0)
-    for stage, (cases, notes, log) in stages.items():
+    for stage, (cases, shared, notes, testing) in stages.items():
         got, most, passed, run = totals(cases)
         got_all, max_all = got_all + got, max_all + most
         lines.append("%s: %s / %s points, %d of %d tests passed" % (
             stage, points(got), points(most), passed, run))
-        shared = [note for note in notes if " share one cause: " in note]
-        notes = [note for note in notes if note not in shared]
         lines.extend("  " + note for note in shared)
-        first = (log or "").splitlines()[:1]
-        if first and " testing " in first[0]:
-            lines.append("  " + first[0])  # what was tested, and at which timings
+        if testing:
+            lines.append("  " + testing)  # what was tested, and at which timings
         lines.append("  %-10s %13s %11s" % ("lesson", "points", "tests"))
         lessons = {}
         for case in cases:
@@ -354,7 +324,7 @@ def junit(stages):
     root = ET.Element("testsuites", name="make grade")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
-    for stage, (cases, notes, _) in stages.items():
+    for stage, (cases, shared, _, _) in stages.items():
         got, most, _, _ = totals(cases)
         suite_time = sum(c.time for c in cases)
         suite = ET.SubElement(root, "testsuite", {
@@ -365,9 +335,8 @@ def junit(stages):
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="points", value=points(got))
         ET.SubElement(properties, "property", name="max_points", value=points(most))
-        for note in notes:
-            if " share one cause: " in note:
-                ET.SubElement(properties, "property", name="shared_cause", value=xml_text(note))
+        for note in shared:
+            ET.SubElement(properties, "property", name="shared_cause", value=xml_text(note))
         for case in cases:
             element = ET.SubElement(suite, "testcase", classname="%s.%s" % (stage, case.lesson),
                                     name=xml_text(case.name), time="%.3f" % case.time)
@@ -387,7 +356,7 @@ def junit(stages):
 
 
 def gradescope(stages, text):
-    cases = [c for cases, _, _ in stages.values() for c in cases if c.status != "skipped"]
+    cases = [c for stage in stages.values() for c in stage.cases if c.status != "skipped"]
     return {
         "score": float(sum((c.score() for c in cases), Fraction(0))),
         "output": text,
@@ -406,7 +375,7 @@ def gradescope(stages, text):
 
 
 def prairielearn(stages, text, known):
-    cases = [c for cases, _, _ in stages.values() for c in cases if c.status != "skipped"]
+    cases = [c for stage in stages.values() for c in stage.cases if c.status != "skipped"]
     got, most, _, _ = totals(cases)
     return {
         "gradable": known,  # false only when the table of points could not be read
@@ -433,10 +402,7 @@ def main(argv):
         table = json.loads(read(os.path.join(folder, "table.json")) or "null")
     except ValueError:
         table = None
-    stages = {}
-    for stage in argv[2:]:
-        cases, notes = grade_stage(folder, stage, table)
-        stages[stage] = (cases, notes, read(os.path.join(folder, stage + ".log")))
+    stages = {stage: grade_stage(folder, stage, table) for stage in argv[2:]}
     text = summary(stages)
     outputs = {
         "summary.txt": text,
@@ -444,8 +410,8 @@ def main(argv):
         "results.json": json.dumps(gradescope(stages, text), indent=1) + "\n",
         "prairielearn.json": json.dumps(prairielearn(stages, text, table is not None),
                                         indent=1) + "\n",
-        "autolab.json": json.dumps({"scores": {stage: float(totals(cases)[0]) for stage,
-                                               (cases, _, _) in stages.items()}}) + "\n",
+        "autolab.json": json.dumps({"scores": {name: float(totals(stage.cases)[0])
+                                               for name, stage in stages.items()}}) + "\n",
     }
     try:
         for name, content in outputs.items():

@@ -41,15 +41,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "build" / "listings"
-COMPILE = ["cc", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Wpedantic",
-           "-Werror", "-pthread"]
-# The test builds' timings, so that a wrong listing fails its test quickly.
-TIMINGS = {"SLEEP_SECONDS": "1", "HEAD_TIMEOUT_SECONDS": "2"}
+import tools
 
-LISTING = re.compile(r"<!--\s*listing\s+(\S+?):\s*(.*?)\s*-->")
-FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
+ROOT = tools.ROOT
+OUT = ROOT / "build" / "listings"
 
 failures = []
 
@@ -59,25 +54,17 @@ def fail(where, text):
     print(f"  FAILED {where}: {text}", flush=True)
 
 
+def compiler():
+    """The lesson's cc line, -Werror added."""
+    return ["cc", *tools.stage_flags(), "-Werror"]
+
+
 def blocks(readme):
-    """Yields (line number, language, annotation or None, text) for each fenced block."""
-    lines = readme.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        fence = FENCE.match(lines[i])
-        if not fence:
-            i += 1
-            continue
-        start, language = i, fence.group(2)
-        i += 1
-        body = []
-        while i < len(lines) and not FENCE.match(lines[i]):
-            body.append(lines[i])
-            i += 1
-        i += 1
-        before = lines[start - 1].strip() if start > 0 else ""
-        note = LISTING.match(before)
-        yield start + 1, language, note.groups() if note else None, "\n".join(body) + "\n"
+    """Yields (line number, language, (NAME, the rest) of its `listing` annotation or None,
+    text) for each fenced block."""
+    for f in tools.fences(readme):
+        note = re.fullmatch(r"listing\s+(\S+?):\s*(.*)", f.note or "", re.S)
+        yield f.line, f.lang, note.groups() if note else None, f.text + "\n"
 
 
 def stage_of(readme):
@@ -184,7 +171,7 @@ def base_of(where, name, mode, folder, results):
 def build(work, binary):
     """Compiles every .c file of the folder; returns (exit status, what the compiler said)."""
     sources = sorted(p.name for p in work.glob("*.c"))
-    run = subprocess.run(COMPILE + ["-o", str(binary)] + [f"{work.name}/{s}" for s in sources],
+    run = subprocess.run(compiler() + ["-o", str(binary)] + [f"{work.name}/{s}" for s in sources],
                          cwd=work.parent, capture_output=True, text=True)
     return run.returncode, run.stdout + run.stderr
 
@@ -227,19 +214,21 @@ def check_wrong(where, number, work, tests, says=None):
     """Builds the listing with the test timings and runs each named test against it; what the
     lesson quotes of the suite's words (says) must be in what they print."""
     binary = work.parent / "server"
-    flags = [f"-D{name}={value}" for name, value in TIMINGS.items()]
+    sleep, head = tools.test_timings()  # so that a wrong listing fails its test quickly
     sources = sorted(p.name for p in work.glob("*.c"))
-    run = subprocess.run(COMPILE + flags + ["-o", str(binary)] + [str(work / s) for s in sources],
+    run = subprocess.run(compiler() + [f"-DSLEEP_SECONDS={sleep}", f"-DHEAD_TIMEOUT_SECONDS={head}",
+                                       "-o", str(binary)] + [str(work / s) for s in sources],
                          capture_output=True, text=True)
     if run.returncode != 0:
         fail(where, f"claims to compile, but does not:\n{run.stderr}")
         return
     printed = []
     for test in tests:
+        log = work.parent / f"{test}.xml"  # Check's results, read to know what failed
+        log.unlink(missing_ok=True)
         command = ["make", "-s", "--no-print-directory", f"check-step{number:02d}",
-                   f"SERVER={binary}", f"CK_RUN_CASE={test}",
-                   f"SERVER_SLEEP_SECONDS={TIMINGS['SLEEP_SECONDS']}",
-                   f"SERVER_HEAD_TIMEOUT_SECONDS={TIMINGS['HEAD_TIMEOUT_SECONDS']}"]
+                   f"SERVER={binary}", f"CK_RUN_CASE={test}", f"CK_XML_LOG_FILE_NAME={log}",
+                   f"SERVER_SLEEP_SECONDS={sleep}", f"SERVER_HEAD_TIMEOUT_SECONDS={head}"]
         # The listing's own pool size and default REQUESTS, as its main.c defines them.
         main = (work / "main.c").read_text()
         for name, setting in (("THREAD_COUNT", "SERVER_THREADS"), ("DEFAULT_REQUESTS",
@@ -251,8 +240,8 @@ def check_wrong(where, number, work, tests, says=None):
             command.append(f"POOL={work}")
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
         output = result.stdout + result.stderr
-        failed = re.search(rf":[FE]:\w+:{re.escape(test)}:", output) or \
-            re.search(rf":[FE]:{re.escape(test)}:", output)
+        failed = any(r["result"] != "success" and test in (ran, r["lesson"])
+                     for (ran, _), r in tools.check_results(log)[0].items())
         if result.returncode == 0 or not failed:
             fail(where, f"claims that {test} fails against it, but it does not:\n{output[-2000:]}")
         else:

@@ -513,6 +513,9 @@ int main(int argc, char **argv)
     say_left_out(stage, no_pool, can_measure);
     fflush(stdout);
 
+    /* A report now, in case the run dies before its end, and again at the end. */
+    if (report != NULL)
+        write_report(report, testing, stage, no_pool, can_measure, false);
     harness_begin();
     int status;
     if (new_only) {
