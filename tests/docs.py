@@ -23,8 +23,10 @@ Usage: python3 tests/docs.py [-v] [--list] [FILE.md ...]
 """
 import argparse
 import difflib
+import fnmatch
 import fcntl
 import glob
+import json
 import locale
 import os
 import re
@@ -35,9 +37,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections import namedtuple
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import tools
+
+ROOT = tools.ROOT
 PORT = 7878
 TIMEOUT = 60              # seconds a command may take, unless `doc: timeout N` says otherwise
 START_SECONDS = 20        # for a server to print "Listening on"
@@ -51,8 +54,6 @@ NEEDED = [('bash', 'bash'), ('make', 'make'), ('cc', 'gcc'), ('curl', 'curl'),
 
 # ---- Reading a lesson -----------------------------------------------------------------------
 
-FENCE = re.compile(r'( {0,3})(`{3,}|~{3,})\s*([^\s`]*)')
-NOTE = re.compile(r'\s*<!--\s*doc:\s*(.*?)\s*-->\s*')
 SHELLS = {'bash', 'shell', 'console', 'shell-session', 'zsh'}
 # A block that only runs the test suite of one stage, which may run beside everything else.
 TEST_RUN = re.compile(r'(?:[A-Z_][A-Z0-9_]*=\S*\s+)*make\s+check-(step\d\d)(?:\s+[A-Z_][A-Z0-9_]*=\S*)*')
@@ -74,34 +75,35 @@ class Block:
         self.result = None      # command run in parallel: its Result
 
 
+def doc(comment):
+    """What an HTML comment says after `doc:`, or None if it is no doc: annotation."""
+    m = re.fullmatch(r'doc:\s*(.*)', comment or '', re.S)
+    return m.group(1) if m else None
+
+
 def parse(path):
     """The blocks and ctrl-c annotations of a lesson, in order."""
-    with open(path, encoding='utf-8') as f:
-        lines = f.read().split('\n')
-    items, i = [], 0
-    while i < len(lines):
-        fence, note = FENCE.match(lines[i]), NOTE.fullmatch(lines[i])
-        if fence:
-            indent, marks, lang = len(fence.group(1)), fence.group(2), fence.group(3).lower()
-            end = i + 1  # an unclosed fence runs to the end of the file
-            while end < len(lines) and not re.fullmatch(
-                    r' {0,3}%s{%d,}\s*' % (re.escape(marks[0]), len(marks)), lines[end]):
-                end += 1
-            text = '\n'.join(line[indent:] if not line[:indent].strip() else line.lstrip()
-                             for line in lines[i + 1:end])
-            before = NOTE.fullmatch(lines[i - 1]) if i > 0 else None
-            note_text = before.group(1) if before and before.group(1) != 'ctrl-c' else None
-            items.append(classify(path, i + 1, lang, text, note_text))
-            i = end + 1
-            continue
-        if note and note.group(1) == 'ctrl-c':
-            items.append(Block(path, i + 1, 'ctrl-c'))
-        elif note and not (i + 1 < len(lines) and FENCE.match(lines[i + 1])):
-            items.append(error(Block(path, i + 1, 'note'),
+    fences = tools.fences(path)
+    items = [classify(path, f.line, f.lang, f.text, None if doc(f.note) == 'ctrl-c' else doc(f.note))
+             for f in fences]
+    starts = {f.line for f in fences}
+    for number, line in outside(path, fences):
+        note = doc(tools.comment(line))
+        if note == 'ctrl-c':
+            items.append(Block(path, number, 'ctrl-c'))
+        elif note is not None and number + 1 not in starts:
+            items.append(error(Block(path, number, 'note'),
                                'a doc: annotation goes on the line just before a fenced block'))
-        i += 1
+    items.sort(key=lambda b: b.line)
     link(items)
     return items
+
+
+def outside(path, fences):
+    """(number, line) of each line of a Markdown file outside its fenced blocks."""
+    inside = {n for f in fences for n in range(f.line, f.end + 1)}
+    with open(path, encoding='utf-8') as f:
+        return [(n, line) for n, line in enumerate(f.read().split('\n'), 1) if n not in inside]
 
 
 def error(block, reason):
@@ -393,109 +395,39 @@ def mismatch(block, captured):
 
 # ---- Running commands and servers -----------------------------------------------------------
 
-Result = namedtuple('Result', 'status output seconds timed_out')
-LIVE = set()  # every process group started and not yet ended, killed on the way out
-
-
 def environment():
-    """A student's fresh terminal: no make variables from a `make check-docs` around us (a
-    make inside would say "Entering directory", or take our PORT), a UTF-8 locale, and curl
-    without its progress meter, which it shows on a pipe but not on a terminal."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('MAKE', 'CK_')) and k not in
-           ('MFLAGS', 'PORT', 'REQUESTS', 'SERVER', 'POOL', 'STAGE', 'SANITIZE', 'LOGS')}
+    """A student's fresh terminal (tools.clean_env: no make variables from a `make check-docs`
+    around us, which would make a make inside say "Entering directory", or take our PORT), a
+    UTF-8 locale, and curl without its progress meter, which it shows on a pipe but not on a
+    terminal."""
     try:
         locale.setlocale(locale.LC_CTYPE, 'C.UTF-8')
-        env['LC_ALL'] = 'C.UTF-8'
+        lc_all = 'C.UTF-8'
     except locale.Error:
-        env['LC_ALL'] = 'C'
-    env['CURL_HOME'] = os.path.join(ROOT, 'build', 'docs', 'curl')
-    os.makedirs(env['CURL_HOME'], exist_ok=True)
-    with open(os.path.join(env['CURL_HOME'], '.curlrc'), 'w') as f:
-        f.write('no-progress-meter\n')
-    return env
+        lc_all = 'C'
+    curl_home = ROOT / 'build' / 'docs' / 'curl'
+    curl_home.mkdir(parents=True, exist_ok=True)
+    (curl_home / '.curlrc').write_text('no-progress-meter\n')
+    return tools.clean_env(LC_ALL=lc_all, CURL_HOME=str(curl_home))
 
 
 ENV = dict(os.environ)
 
 
-def spawn(text):
-    """bash -c TEXT at the repository root, in a process group of its own, stdout and stderr
-    into one pipe, stdin from /dev/null."""
-    p = subprocess.Popen(['bash', '-c', text], cwd=ROOT, env=ENV, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    LIVE.add(p)
-    return p
-
-
-def kill_group(p, sig):
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def run(text, timeout):
-    """Run a command to its end: communicate() reads the pipe until every process holding it
-    has closed it, so background jobs (`&`) are waited for too."""
-    started, p, timed_out = time.monotonic(), spawn(text), False
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_group(p, signal.SIGKILL)
-        try:
-            out, _ = p.communicate(timeout=5)
-        except subprocess.TimeoutExpired as e:
-            out = e.output or b''
-    LIVE.discard(p)
-    return Result(p.poll(), out.decode('utf-8', 'replace'), time.monotonic() - started, timed_out)
+    """Runs a block's commands to their end with bash, its stdout and stderr in one, as a
+    terminal shows them. A block waits for its background jobs (`wait`): what is left of it
+    at its end is killed."""
+    r = tools.run(['bash', '-c', text], timeout, merge=True, env=ENV)
+    return r._replace(output=r.output.decode('utf-8', 'replace'))
 
 
-class Server:
-    """A lesson's server, run as a terminal runs a foreground job, its output read as it comes."""
+class Server(tools.Server):
+    """A lesson's server, run as a terminal runs a foreground job."""
 
     def __init__(self, block):
-        self.block, self.proc = block, spawn(block.text)
-        self.data, self.eof, self.checked = bytearray(), False, 0
-        self.mutex = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        while True:
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            with self.mutex:
-                self.data += chunk
-                self.eof = not chunk
-            if not chunk:
-                return
-
-    def output(self):
-        """(everything printed so far, whether that is all)."""
-        with self.mutex:
-            return bytes(self.data), self.eof and self.proc.poll() is not None
-
-    def running(self):
-        return not self.output()[1]
-
-    def wait(self, seconds, until=lambda: False):
-        """Wait, at most so long, until the server has ended or until() holds: did either happen?"""
-        deadline = time.monotonic() + seconds
-        while self.running() and not until():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
-
-    def stop(self, grace):
-        """Ctrl-C: SIGINT to its process group; SIGKILL if it still runs after grace seconds.
-        Did Ctrl-C stop it?"""
-        kill_group(self.proc, signal.SIGINT)
-        stopped = self.wait(grace)
-        if not stopped:
-            kill_group(self.proc, signal.SIGKILL)
-            self.wait(5)
-        LIVE.discard(self.proc)
-        return stopped
+        super().__init__(['bash', '-c', block.text], merge=True, env=ENV)
+        self.block, self.checked = block, 0
 
     def how_it_ended(self):
         status = self.proc.poll()
@@ -503,8 +435,8 @@ class Server:
 
     def news(self):
         """(the complete lines printed since the last `server prints` check, whether that is all)."""
-        data, done = self.output()
-        data = data[self.checked:]
+        done = not self.running()
+        data = self.output()[self.checked:]
         return (data if done else data[:data.rfind(b'\n') + 1]), done
 
 
@@ -639,8 +571,8 @@ class Checker:
             return self.report(b.where, 'server', 'FAILED', f'port {PORT} is in use, so the '
                                "lesson's server cannot start: stop what listens there", [holder])
         s = self.server = Server(b)
-        s.wait(START_SECONDS, lambda: b'Listening on' in s.output()[0])
-        printed = s.output()[0].decode('utf-8', 'replace')
+        s.wait(START_SECONDS, lambda: b'Listening on' in s.output())
+        printed = s.output().decode('utf-8', 'replace')
         if 'Listening on' in printed:
             self.report(b.where, 'server', 'ok', 'listening')
         elif not s.running():
@@ -652,8 +584,8 @@ class Checker:
 
     def stop_server(self):
         """At the end of a file and before a new server: stop one still running, no failure."""
-        if self.server and self.server.running():
-            self.server.stop(KILL_AFTER_SECONDS)
+        if self.server:
+            self.server.stop(signal.SIGINT, KILL_AFTER_SECONDS)
         self.unlock()
 
     def ctrl_c(self, b):
@@ -662,7 +594,7 @@ class Checker:
             self.report(b.where, 'ctrl-c', 'FAILED', self.no_server)
         elif not s.running():
             self.report(b.where, 'ctrl-c', 'ok', f'the server had already ended: {s.how_it_ended()}')
-        elif s.stop(CTRL_C_SECONDS):
+        elif s.stop(signal.SIGINT, CTRL_C_SECONDS):
             self.report(b.where, 'ctrl-c', 'ok', f'the server ended: {s.how_it_ended()}')
         else:
             self.report(b.where, 'ctrl-c', 'FAILED', f'the server still ran {CTRL_C_SECONDS} s after '
@@ -746,6 +678,49 @@ class Checker:
         if count > bad:
             self.report('(test hints)', 'lesson hints', 'ok', f'{count - bad} named sections exist')
 
+    def drift(self):
+        """What the docs say of the suite's table (tests.h, as the runner lists it) still holds:
+        each lesson's "What the tests check" names, in a bullet's "(tests: ...)", every test
+        its stage brings, and only tests that run on its stage (a pattern such as `survives_*`
+        names the stage's own new tests it matches); each points total the docs quote for a
+        STAGE=NN is what the table makes that stage's tests worth."""
+        listed = run(f'{os.path.join(ROOT, "build", "tests", "check-step01")} --list', 60)
+        tests = json.loads(listed.output)['tests']
+        for lesson in sorted(glob.glob(os.path.join(ROOT, 'step[0-9][0-9]-*', 'README.md'))):
+            where, stage = os.path.relpath(lesson, ROOT), int(os.path.basename(os.path.dirname(lesson))[4:6])
+            lines = open(lesson, encoding='utf-8').read().split('\n')
+            start = next((i for i, line in enumerate(lines) if line == '## What the tests check'), None)
+            if start is None:
+                self.report(where, 'tests named', 'FAILED', 'no "## What the tests check" section')
+                continue
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith('## ')), len(lines))
+            section = '\n'.join(lines[start:end])
+            runs = [t['name'] for t in tests if t['first'] <= stage <= t['last']]
+            new = [t['name'] for t in tests if t['first'] == stage]
+            named, problems = set(), []
+            for group in re.finditer(r'\(tests?:\s+([^)]*)\)', section):
+                line = start + 1 + section[:group.start()].count('\n')
+                for pattern in re.findall(r'`([^`]+)`', group.group(1)):
+                    found = [n for n in fnmatch.filter(runs, pattern) if '*' not in pattern or n in new]
+                    if not found:
+                        problems.append(f'line {line}: `{pattern}` is no test that runs on stage {stage:02d}')
+                    named.update(found)
+            problems += [f'no bullet names {name}, which stage {stage:02d} brings (tests.h): add '
+                         f'"(tests: `{name}`)" to the bullet of its rule' for name in new if name not in named]
+            self.report(f'{where}:{start + 1}', 'tests named', 'FAILED' if problems else 'ok',
+                        '; '.join(problems) or f'{len(new)} new tests, each named in a bullet')
+        for doc in ('README.md', 'tests/README.md', 'tests/gradescope/README.md'):
+            for paragraph in re.split(r'\n\s*\n', open(os.path.join(ROOT, doc), encoding='utf-8').read()):
+                for m in re.finditer(r'total: ([\d.]+) / ([\d.]+) points', paragraph):
+                    stages = set(re.findall(r'STAGE=(\d\d)', paragraph))
+                    most = (sum(t['points'] for t in tests if t['first'] <= int(min(stages)) <= t['last'])
+                            if len(stages) == 1 else None)
+                    right = most is not None and float(m.group(1)) == float(m.group(2)) == most
+                    self.report(doc, 'points quoted', 'ok' if right else 'FAILED',
+                                f'"{m.group()}" for STAGE={min(stages)}' if right else
+                                f'"{m.group()}": its paragraph names no one STAGE=NN' if most is None else
+                                f'"{m.group()}": stage {min(stages)}\'s tests are worth {most:g} points (tests.h)')
+
 
 def makefile_targets():
     """The Makefile's targets, from make's database (make -p). Asked for `.DEFAULT`, which it
@@ -796,11 +771,10 @@ def plain(heading):
 
 def headings(stage):
     """The headings (#, ##, ###) of stage NN's lesson, outside its fenced blocks."""
-    found, fenced = set(), False
+    found = set()
     for path in glob.glob(os.path.join(ROOT, f'step{stage}-*', 'README.md')):
-        for line in open(path, encoding='utf-8'):
-            fenced ^= bool(FENCE.match(line))
-            m = not fenced and re.match(r'#{1,3}\s+(.*?)\s*#*\s*$', line)
+        for _, line in outside(path, tools.fences(path)):
+            m = re.match(r'#{1,3}\s+(.*?)\s*#*\s*$', line)
             if m:
                 found.add(plain(m.group(1)))
     return found
@@ -878,12 +852,12 @@ def main():
         checker.collect_test_runs()
         if not args.files:
             checker.hints(sorted(glob.glob(os.path.join(ROOT, 'tests', '*.c'))))
+            checker.drift()
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return 130
     finally:
-        for p in list(LIVE):
-            kill_group(p, signal.SIGKILL)
+        tools.kill_all()
         checker.unlock()
     c = checker.counts
     print(f'docs: {c["ok"]} passed, {c["FAILED"]} failed, {c["skipped"]} skipped')

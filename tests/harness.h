@@ -290,6 +290,8 @@ bool expect_answer(const struct reply *r, const char *input, size_t n, size_t to
                    const char *what);
 /* The same for a whole request, a string. */
 void expect_answer_to(const struct reply *r, const char *request);
+/* Sends request on a connection of its own, and asserts that the stage answers it as it owes. */
+void expect_answered(struct server *s, const char *request);
 
 /* A slow request (stage 06 on), and a measure of the lesson it teaches: sends GET /sleep,
    then GET / on a second connection, and reads both answers, which must be the hello page

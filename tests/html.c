@@ -13,11 +13,9 @@
 TEST(answers_hello_page)
 {
     struct server s;
-    struct reply r;
 
     server_start(&s);
-    exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
-    expect_answer_to(&r, NORMAL_REQUEST);
+    expect_answered(&s, NORMAL_REQUEST);
     server_stop(&s);
 }
 
@@ -49,10 +47,8 @@ TEST(answers_any_request_with_hello)
 {
     const char *request = "DELETE /nowhere HTTP/1.0\r\n\r\n";
     struct server s;
-    struct reply r;
 
     server_start(&s);
-    exchange(&s, request, strlen(request), &r);
-    expect_answer_to(&r, request);
+    expect_answered(&s, request);
     server_stop(&s);
 }

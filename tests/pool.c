@@ -153,11 +153,9 @@ TEST(threads_do_not_grow_with_clients)
 {
     int clients[16];
     struct server s;
-    struct reply r;
 
     server_start(&s);
-    exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
-    expect_answer_to(&r, NORMAL_REQUEST);
+    expect_answered(&s, NORMAL_REQUEST);
     long before = settled_threads(&s);
     int files = server_open_files(&s);
     /* Sixteen clients that send nothing (yet): the server accepts them all and queues them. */

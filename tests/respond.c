@@ -11,11 +11,9 @@
 TEST(answers_status_line_only)
 {
     struct server s;
-    struct reply r;
 
     server_start(&s);
-    exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
-    expect_answer_to(&r, NORMAL_REQUEST);
+    expect_answered(&s, NORMAL_REQUEST);
     server_stop(&s);
 }
 

@@ -12,11 +12,9 @@
 TEST(answers_404_page)
 {
     struct server s;
-    struct reply r;
 
     server_start(&s);
-    exchange(&s, NOT_FOUND_REQUEST, strlen(NOT_FOUND_REQUEST), &r);
-    expect_answer_to(&r, NOT_FOUND_REQUEST);
+    expect_answered(&s, NOT_FOUND_REQUEST);
     server_stop(&s);
 }
 
@@ -85,8 +83,7 @@ TEST(request_line_must_match_exactly)
             continue;
         for (size_t i = 0; i < sizeof ends / sizeof ends[0] && !route->slow; i++) {
             snprintf(request, sizeof request, "%s%s", route->request_line, ends[i]);
-            exchange(&s, request, strlen(request), &r);
-            expect_answer_to(&r, request);
+            expect_answered(&s, request);
         }
         size_t len;
         for (int miss = 0; (len = near_miss(route->request_line, miss, request, sizeof request));

@@ -132,14 +132,12 @@ TEST(shuts_down_after_requests)
 TEST(default_requests_serves_default_requests)
 {
     struct server s;
-    struct reply r;
 
     start_with_requests(&s, NULL);
     note_case("%d GET / (its DEFAULT_REQUESTS) to a server started with no REQUESTS",
               default_requests);
     for (int i = 0; i < default_requests; i++) {
-        exchange(&s, NORMAL_REQUEST, strlen(NORMAL_REQUEST), &r);
-        expect_answer_to(&r, NORMAL_REQUEST);
+        expect_answered(&s, NORMAL_REQUEST);
     }
     expect_graceful_exit(&s, default_requests, patience(), "its last request");
 }

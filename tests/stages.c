@@ -152,3 +152,11 @@ void expect_answer_to(const struct reply *r, const char *request)
 
     expect_answer(r, request, len, len, shown(request, len));
 }
+
+void expect_answered(struct server *s, const char *request)
+{
+    struct reply r;
+
+    exchange(s, request, strlen(request), &r);
+    expect_answer_to(&r, request);
+}
