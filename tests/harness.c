@@ -27,12 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-int stage;
-const char *server_path;
-const char *root_dir;
-int sleep_seconds = 5, head_timeout_seconds = 5;
-int threads = 4, default_requests = 4;
-double time_multiplier = 1;
+struct tested tested = {.sleep_seconds = 5,
+                        .head_timeout_seconds = 5,
+                        .threads = 4,
+                        .default_requests = 4,
+                        .time_multiplier = 1};
 
 /* ---- Time ----------------------------------------------------------------------------- */
 
@@ -92,7 +91,7 @@ int patience(void)
     bool short_patience = run != NULL && __atomic_load_n(&run->timeouts, __ATOMIC_RELAXED) >=
                                              TIMEOUTS_BEFORE_SHORT_PATIENCE;
 
-    return (int)((short_patience ? SHORT_PATIENCE_MS : PATIENCE_MS) * time_multiplier);
+    return (int)((short_patience ? SHORT_PATIENCE_MS : PATIENCE_MS) * tested.time_multiplier);
 }
 
 long long deadline_in(long long ms)
@@ -122,7 +121,7 @@ double test_timeout_seconds(void)
 {
     /* Room for the slowest test with a correct server: a few sleeps and head timeouts, each
        with its linger, and the waits between. Check scales it by CK_TIMEOUT_MULTIPLIER. */
-    return 30 + 3.0 * (sleep_seconds + head_timeout_seconds + 2);
+    return 30 + 3.0 * (tested.sleep_seconds + tested.head_timeout_seconds + 2);
 }
 
 void harness_begin(void)
@@ -133,7 +132,7 @@ void harness_begin(void)
         exit(2);
     }
     run->started_ms = now_ms();
-    run->deadline_ms = run->started_ms + (long long)(RUN_BUDGET_MS * time_multiplier);
+    run->deadline_ms = run->started_ms + (long long)(RUN_BUDGET_MS * tested.time_multiplier);
 }
 
 void harness_test_setup(void)
@@ -141,7 +140,8 @@ void harness_test_setup(void)
     run->tests_started++;
     /* Every wait ends a second before Check's timeout, so that the test fails with a
        message that says what it was waiting for. */
-    long long deadline_ms = now_ms() + (long long)(test_timeout_seconds() * time_multiplier * 1000);
+    long long deadline_ms =
+        now_ms() + (long long)(test_timeout_seconds() * tested.time_multiplier * 1000);
     test = (struct test){.deadline_ms = deadline_ms - 1000};
 }
 
@@ -163,11 +163,11 @@ void harness_end(void)
         printf("Note: %d waits for what a healthy server does at once timed out, so the tests "
                "after the first %d waited only %d ms for it.\n",
                timeouts, TIMEOUTS_BEFORE_SHORT_PATIENCE,
-               (int)(SHORT_PATIENCE_MS * time_multiplier));
+               (int)(SHORT_PATIENCE_MS * tested.time_multiplier));
     if (now_ms() > run->deadline_ms)
         printf("Note: the run took its whole budget of %d s; the tests it had no time left for "
                "failed at once.\n",
-               (int)(RUN_BUDGET_MS * time_multiplier / 1000));
+               (int)(RUN_BUDGET_MS * tested.time_multiplier / 1000));
 }
 
 const char *scratch_folder(const char *name)
@@ -583,10 +583,10 @@ void flunk_at(const char *file, int line, const char *hint, const char *format, 
     if (run != NULL && now_ms() >= run->deadline_ms)
         append(message, sizeof message, &len,
                "\n  note: the run's budget of %d s is spent, so this test waited for nothing",
-               (int)(RUN_BUDGET_MS * time_multiplier / 1000));
+               (int)(RUN_BUDGET_MS * tested.time_multiplier / 1000));
     else if (test.deadline_ms > 0 && now_ms() >= test.deadline_ms)
         append(message, sizeof message, &len, "\n  note: the test's %.0f s ran out",
-               test_timeout_seconds() * time_multiplier);
+               test_timeout_seconds() * tested.time_multiplier);
     _ck_assert_failed(file, line, "Failed", "%s", message);
 }
 
@@ -705,7 +705,7 @@ static void note_started(const char *dir, const char *const argv[], int fd_limit
 
     test.started[0] = '\0';
     append(test.started, sizeof test.started, &len, "cd ");
-    append_quoted(test.started, sizeof test.started, &len, dir != NULL ? dir : root_dir);
+    append_quoted(test.started, sizeof test.started, &len, dir != NULL ? dir : tested.root_dir);
     append(test.started, sizeof test.started, &len, " && ");
     if (fd_limit > 0)
         append(test.started, sizeof test.started, &len, "(ulimit -n %d; ", fd_limit);
@@ -723,7 +723,7 @@ static void note_started(const char *dir, const char *const argv[], int fd_limit
 /* server_spawn, with at most fd_limit open files for the server when fd_limit > 0. */
 static void spawn(struct server *s, const char *dir, const char *const args[], int fd_limit)
 {
-    const char *argv[8] = {server_path};
+    const char *argv[8] = {tested.server_path};
     int out[2], err[2];
 
     for (int i = 0; args[i] != NULL; i++) {
@@ -749,8 +749,8 @@ static void spawn(struct server *s, const char *dir, const char *const args[], i
             perror("setrlimit");
             _exit(127);
         }
-        execv(server_path, (char *const *)argv);
-        perror(server_path);
+        execv(tested.server_path, (char *const *)argv);
+        perror(tested.server_path);
         _exit(127);
     }
     close(out[1]);
@@ -940,9 +940,9 @@ long server_memory_kb(struct server *s)
 
 long server_threads(struct server *s)
 {
-    long threads = 0;
-    expect_measured(s, measure_threads(s->pid, &threads), "threads");
-    return threads;
+    long count = 0;
+    expect_measured(s, measure_threads(s->pid, &count), "threads");
+    return count;
 }
 
 int server_open_files(struct server *s)
@@ -1020,10 +1020,10 @@ int expect_worker_line(struct server *s, int timeout_ms)
     expect(line != NULL,
            "expected a line \"Worker N got a job; executing...\", got none within %d ms",
            timeout_ms);
-    expect(id >= 0 && id < threads,
+    expect(id >= 0 && id < tested.threads,
            "expected a line \"Worker N got a job; executing...\" with N from 0 to %d (a pool of "
            "%d), got \"%s\"",
-           threads - 1, threads, shown(line, strlen(line)));
+           tested.threads - 1, tested.threads, shown(line, strlen(line)));
     return id;
 }
 
@@ -1032,7 +1032,7 @@ void expect_quiet(struct server *s)
     output_pull(&s->out);
     const char *unseen = s->out.text + s->out.seen;
     if (s->out.seen != s->out.len)
-        note_cause("it prints a line that stage %02d does not: \"%s\"", stage,
+        note_cause("it prints a line that stage %02d does not: \"%s\"", tested.stage,
                    shown(unseen, strcspn(unseen, "\n")));
     expect_hinted(
         s->out.seen == s->out.len,
@@ -1258,12 +1258,12 @@ static void note_reply_difference(const struct reply *r, const char *expected, s
             if (!length && pass == 0 && !has_header(want_start, want_end, at, n)) {
                 note_cause("its answers carry a header line that stage %02d does not send: "
                            "\"%s\"",
-                           stage, shown(at, n > 2 ? n - 2 : n));
+                           tested.stage, shown(at, n > 2 ? n - 2 : n));
                 return;
             }
             if (!length && pass == 1 && !has_header(got_start, got_end, at, n)) {
-                note_cause("its answers lack a header line that stage %02d sends: \"%s\"", stage,
-                           shown(at, n > 2 ? n - 2 : n));
+                note_cause("its answers lack a header line that stage %02d sends: \"%s\"",
+                           tested.stage, shown(at, n > 2 ? n - 2 : n));
                 return;
             }
             at += n;
@@ -1289,7 +1289,7 @@ size_t page_response(const char *status_line, const char *path, char *buf, size_
     char full[4096];
     FILE *file;
 
-    snprintf(full, sizeof full, "%s/%s", root_dir, path);
+    snprintf(full, sizeof full, "%s/%s", tested.root_dir, path);
     file = fopen(full, "rb");
     expect(file != NULL, "%s: %s", full, strerror(errno));
     size_t n = fread(page, 1, sizeof page, file);
@@ -1409,14 +1409,14 @@ static void expect_only_worker_lines(struct server *s)
     output_pull(&s->out);
     while (s->out.seen < s->out.len && (line = server_line(s, 0)) != NULL) {
         int id = worker_in(line);
-        if (id < 0 || id >= threads)
+        if (id < 0 || id >= tested.threads)
             note_cause("it prints a line that is no \"Worker N got a job; executing...\" line: "
                        "\"%s\"",
                        shown(line, strlen(line)));
-        expect(id >= 0 && id < threads,
+        expect(id >= 0 && id < tested.threads,
                "expected only lines \"Worker N got a job; executing...\" with N from 0 to %d (a "
                "pool of %d), got \"%s\"",
-               threads - 1, threads, shown(line, strlen(line)));
+               tested.threads - 1, tested.threads, shown(line, strlen(line)));
         count++;
     }
     expect(count > 0, "no \"Worker N got a job; executing...\" line for the request");
@@ -1709,7 +1709,7 @@ long long root_behind_sleep(struct server *s)
     long long start = now_ms();
     fds[1] = client_request(s->port, NORMAL_REQUEST);
     note_case("GET /sleep, then GET / on a second connection");
-    receive_each(fds, replies, ended, 2, start, sleep_seconds * 1000 + patience());
+    receive_each(fds, replies, ended, 2, start, tested.sleep_seconds * 1000 + patience());
     for (int i = 0; i < 2; i++) {
         close(fds[i]);
         note_case("%s, while %s waited", i == 0 ? "GET /sleep" : "GET /",
@@ -1717,9 +1717,10 @@ long long root_behind_sleep(struct server *s)
         expect_page(&replies[i], "HTTP/1.1 200 OK", "www/hello.html");
     }
     char hint[400];
-    expect_hinted(ended[0] >= sleep_seconds * 900,
-                  timing_hint(hint, sizeof hint, "SLEEP_SECONDS", sleep_seconds, ended[0], NULL),
-                  "GET /sleep was answered after %lld ms, not %d s", ended[0], sleep_seconds);
+    expect_hinted(
+        ended[0] >= tested.sleep_seconds * 900,
+        timing_hint(hint, sizeof hint, "SLEEP_SECONDS", tested.sleep_seconds, ended[0], NULL),
+        "GET /sleep was answered after %lld ms, not %d s", ended[0], tested.sleep_seconds);
     return ended[1];
 }
 

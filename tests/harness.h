@@ -15,25 +15,32 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* The stage whose behaviour the tests expect, and the binary that should show it. */
-extern int stage;
-extern const char *server_path;
-/* The repository root, where www/ is: servers run from there unless a test says otherwise. */
-extern const char *root_dir;
-/* How long the server under test takes for GET /sleep, and how long it waits for a request
-   head (stage 06 on): from SLEEP_SECONDS and HEAD_TIMEOUT_SECONDS in the environment, which
-   make sets; the stages' own values (5 s each) otherwise. Every wait for something slow is
-   derived from these. */
-extern int sleep_seconds, head_timeout_seconds;
-/* From stage 07 on, the server's pool size (its THREAD_COUNT) and, from stage 08, the number of
-   connections it serves when no REQUESTS is given (its DEFAULT_REQUESTS): from THREADS and
-   REQUESTS in the environment, which make reads from the stage's main.c (SERVER_THREADS and
-   SERVER_REQUESTS for a server of your own); 4 each otherwise. At most THREADS_MAX: the tests
-   open a few more connections than there are workers, up to IDLE_MAX. */
-extern int threads, default_requests;
+/* What the run tests, and at which numbers: set by the runner before the first test, and only
+   read after that. */
+struct tested {
+    /* The stage whose behaviour the tests expect, and the binary that should show it. */
+    int stage;
+    const char *server_path;
+    /* The repository root, where www/ is: servers run from there unless a test says
+       otherwise. */
+    const char *root_dir;
+    /* How long the server under test takes for GET /sleep, and how long it waits for a
+       request head (stage 06 on): from SLEEP_SECONDS and HEAD_TIMEOUT_SECONDS in the
+       environment, which make sets; the stages' own values (5 s each) otherwise. Every wait
+       for something slow is derived from these. */
+    int sleep_seconds, head_timeout_seconds;
+    /* From stage 07 on, the server's pool size (its THREAD_COUNT) and, from stage 08, the
+       number of connections it serves when no REQUESTS is given (its DEFAULT_REQUESTS): from
+       THREADS and REQUESTS in the environment, which make reads from the stage's main.c
+       (SERVER_THREADS and SERVER_REQUESTS for a server of your own); 4 each otherwise. At most
+       THREADS_MAX: the tests open a few more connections than there are workers, up to
+       IDLE_MAX. */
+    int threads, default_requests;
+    /* Check's CK_TIMEOUT_MULTIPLIER (1 unless set): every wait is scaled by it. */
+    double time_multiplier;
+};
+extern struct tested tested;
 #define THREADS_MAX 14
-/* Check's CK_TIMEOUT_MULTIPLIER (1 unless set): every wait is scaled by it. */
-extern double time_multiplier;
 
 /* ---- Time ----------------------------------------------------------------------------- */
 

@@ -302,7 +302,7 @@ TEST(survives_random_mutations)
     server_start(&s);
     /* MUTATIONS, or as many as fit in MUTATIONS_MS: a slow machine, or a sanitizer, does
        fewer, and the round still ends in time. */
-    long long stop = deadline_in((long long)(MUTATIONS_MS * time_multiplier));
+    long long stop = deadline_in((long long)(MUTATIONS_MS * tested.time_multiplier));
     for (; done < MUTATIONS && (done == 0 || now_ms() < stop); done++) {
         const struct bytes *base = &valid[random_below(sizeof valid / sizeof valid[0])];
         size_t len = base->len;

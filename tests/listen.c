@@ -83,8 +83,9 @@ TEST(default_port_is_7878)
        7878 here. Two of them could both bind the port (SO_REUSEADDR allows it until one
        listens) and one would then fail in listen(): so they take turns, each holding a lock
        on the repository's folder until its server has stopped. */
-    int turn = open(root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    expect(turn >= 0 && flock(turn, LOCK_EX) == 0, "cannot lock %s: %s", root_dir, strerror(errno));
+    int turn = open(tested.root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    expect(turn >= 0 && flock(turn, LOCK_EX) == 0, "cannot lock %s: %s", tested.root_dir,
+           strerror(errno));
     note_case("no arguments");
     server_spawn(&s, NULL, no_args);
     const char *line = server_line(&s, patience());

@@ -26,7 +26,7 @@ TEST(root_does_not_wait_for_sleep)
     server_start(&s);
     long long took = root_behind_sleep(&s);
     /* Another worker takes GET / while the first one sleeps. */
-    expect_hinted(took < sleep_seconds * 500, HINT_LOCK_HELD,
+    expect_hinted(took < tested.sleep_seconds * 500, HINT_LOCK_HELD,
                   "GET / was answered after %lld ms: it waited for GET /sleep", took);
     server_stop(&s);
 }
@@ -72,7 +72,7 @@ static void list_times(char text[TIMES_MAX], const long long times[], int n)
 TEST(four_slow_requests_at_once_fifth_waits)
 {
     /* As many slow requests as the pool has workers (four in the lessons), and one more. */
-    const int n = threads + 1;
+    const int n = tested.threads + 1;
     static struct reply replies[IDLE_MAX];
     long long ended[IDLE_MAX];
     int fds[IDLE_MAX];
@@ -84,8 +84,8 @@ TEST(four_slow_requests_at_once_fifth_waits)
     for (int i = 0; i < n; i++)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
     note_case("%d GET /sleep at once, each on a connection of its own, for a pool of %d", n,
-              threads);
-    receive_each(fds, replies, ended, n, start, 2 * sleep_seconds * 1000 + patience());
+              tested.threads);
+    receive_each(fds, replies, ended, n, start, 2 * tested.sleep_seconds * 1000 + patience());
     /* The first `threads` end together, after one sleep; the last needs a second one. The
        margins are wide, so that a loaded machine cannot fail this, and a server that is not
        exactly `threads` workers wide cannot pass it. A server that serves one at a time
@@ -98,7 +98,7 @@ TEST(four_slow_requests_at_once_fifth_waits)
     bool one_at_a_time = answered >= 2 && ended[n - answered + 1] * 2 >= ended[n - answered] * 3;
     expect_hinted(answered == n, one_at_a_time ? HINT_LOCK_HELD : NULL,
                   "%d of the %d answers came within %d ms%s", answered, n,
-                  2 * sleep_seconds * 1000 + patience(),
+                  2 * tested.sleep_seconds * 1000 + patience(),
                   one_at_a_time ? ", one sleep apart: one at a time" : "");
     for (int i = 0; i < n; i++) {
         close(fds[i]);
@@ -110,22 +110,22 @@ TEST(four_slow_requests_at_once_fifth_waits)
                   n > 2 && ended[1] * 2 >= ended[0] * 3 ? HINT_LOCK_HELD : HINT_POOL_SIZE,
                   "the answers ended at %s ms: the first %d should end together, after one sleep "
                   "of %d s, on a pool of %d",
-                  times, n - 1, sleep_seconds, threads);
+                  times, n - 1, tested.sleep_seconds, tested.threads);
     /* More ran at once than the pool has workers: a bigger pool logs workers beyond the
        last one expected; a thread for each connection logs none. */
-    bool bigger_pool = server_printed(&s, "Worker ", 0) && worker_beyond(&s, threads);
+    bool bigger_pool = server_printed(&s, "Worker ", 0) && worker_beyond(&s, tested.threads);
     expect_hinted(ended[n - 1] * 2 >= ended[0] * 3,
                   bigger_pool ? HINT_POOL_SIZE : HINT_THREAD_PER_CONNECTION,
                   "the answers ended at %s ms: the last did not wait for a free worker, so more "
                   "than %d ran at once, on a pool of %d",
-                  times, threads, threads);
+                  times, tested.threads, tested.threads);
     /* Each worker logged one of the first `threads` jobs. */
-    for (int i = 0; i < threads; i++) {
+    for (int i = 0; i < tested.threads; i++) {
         int id = expect_worker_line(&s, patience());
         expect_hinted(!seen[id], HINT_POOL_SIZE,
                       "worker %d logged two of the first %d jobs: each of the %d workers should "
                       "have one",
-                      id, threads, threads);
+                      id, tested.threads, tested.threads);
         seen[id] = true;
     }
     expect_worker_line(&s, patience());
@@ -138,15 +138,15 @@ TEST(four_slow_requests_at_once_fifth_waits)
    it has stayed the same for a quarter of a second. */
 static long settled_threads(struct server *s)
 {
-    long threads = server_threads(s), last = -1;
+    long count = server_threads(s), last = -1;
     long long deadline = deadline_in(patience());
 
-    for (int same = 0; same < 5 && ms_left(deadline) > 0; same = threads == last ? same + 1 : 0) {
+    for (int same = 0; same < 5 && ms_left(deadline) > 0; same = count == last ? same + 1 : 0) {
         harness_poll(NULL, 0, 50);
-        last = threads;
-        threads = server_threads(s);
+        last = count;
+        count = server_threads(s);
     }
-    return threads;
+    return count;
 }
 
 TEST(threads_do_not_grow_with_clients)
@@ -171,9 +171,9 @@ TEST(threads_do_not_grow_with_clients)
     expect_hinted(during <= before, HINT_THREAD_PER_CONNECTION,
                   "the server ran %ld threads with no client and %ld with 16 connected", before,
                   during);
-    expect_hinted(before >= threads + 1, HINT_POOL_SIZE,
+    expect_hinted(before >= tested.threads + 1, HINT_POOL_SIZE,
                   "the server runs %ld threads: a pool of %d workers and the main thread are %d",
-                  before, threads, threads + 1);
+                  before, tested.threads, tested.threads + 1);
     server_stop(&s);
 }
 
@@ -187,31 +187,31 @@ TEST(silent_clients_are_dropped_together)
     server_start(&s);
     /* One silent client per worker: each holds its worker until the head timeout, and the
        workers drop them together. */
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < tested.threads; i++)
         silent[i] = client_connect(s.port);
     long long start = now_ms();
-    note_case("%d clients that connect and send nothing, one for each worker", threads);
-    receive_each(silent, replies, ended, threads, start,
-                 head_timeout_seconds * 1000 + LINGER_MS_MAX + patience());
+    note_case("%d clients that connect and send nothing, one for each worker", tested.threads);
+    receive_each(silent, replies, ended, tested.threads, start,
+                 tested.head_timeout_seconds * 1000 + LINGER_MS_MAX + patience());
     int dropped = 0;
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < tested.threads; i++)
         dropped += ended[i] >= 0;
-    for (int i = 0; i < threads; i++) {
+    for (int i = 0; i < tested.threads; i++) {
         close(silent[i]);
         expect_hinted(ended[i] >= 0, dropped > 0 ? HINT_LOCK_HELD : HINT_HEAD_TIMEOUT,
                       "a silent client was still connected after %d s, where the head timeout is "
                       "%d s and each of the %d workers drops one",
-                      head_timeout_seconds + (LINGER_MS_MAX + patience()) / 1000,
-                      head_timeout_seconds, threads);
+                      tested.head_timeout_seconds + (LINGER_MS_MAX + patience()) / 1000,
+                      tested.head_timeout_seconds, tested.threads);
         expect_hinted(replies[i].len == 0, HINT_HEAD_TIMEOUT,
                       "a silent client got an answer: \"%s\"; it must be dropped without one",
                       shown(replies[i].bytes, replies[i].len));
         char hint[400];
-        expect_hinted(ended[i] >= head_timeout_seconds * 900,
-                      timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS", head_timeout_seconds,
-                                  ended[i], HINT_HEAD_TIMEOUT),
+        expect_hinted(ended[i] >= tested.head_timeout_seconds * 900,
+                      timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS",
+                                  tested.head_timeout_seconds, ended[i], HINT_HEAD_TIMEOUT),
                       "a silent client was dropped after %lld ms, before the head timeout of %d s",
-                      ended[i], head_timeout_seconds);
+                      ended[i], tested.head_timeout_seconds);
     }
     expect_served(&s);
     server_stop(&s);
@@ -224,17 +224,17 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
     struct server s;
     struct reply r;
     /* An idle client for each worker: the next client gets a worker as they are dropped. */
-    long long bound = head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
+    long long bound = tested.head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
 
     server_start(&s);
-    idle_open(&idle, threads, s.port);
+    idle_open(&idle, tested.threads, s.port);
     long long start = now_ms();
     answer.fd = client_request(s.port, NORMAL_REQUEST);
     while (harness_poll(&answer, 1, 0) == 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);
     note_case("%d idle clients (every other one sending a byte every tenth of a second, the rest "
               "silent), then GET /",
-              threads);
+              tested.threads);
     expect_hinted(harness_poll(&answer, 1, 0) == 1, HINT_HEAD_TIMEOUT,
                   "the next client got no answer within %lld ms", bound);
     client_receive(answer.fd, &r, patience());
@@ -244,8 +244,8 @@ TEST(idle_clients_hold_workers_for_a_bounded_time)
     while (idle.open > 0 && now_ms() - start < bound)
         idle_tick(&idle, 100);
     expect_hinted(idle.open == 0, HINT_HEAD_TIMEOUT,
-                  "%d of the %d idle clients still held a worker after %lld ms", idle.open, threads,
-                  bound);
+                  "%d of the %d idle clients still held a worker after %lld ms", idle.open,
+                  tested.threads, bound);
     idle_close(&idle);
     server_stop(&s);
 }
@@ -266,22 +266,22 @@ TEST(survives_clients_leaving_before_their_answers)
 
     server_start(&s);
     /* One for each worker leaves while its slow answer is being prepared... */
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < tested.threads; i++)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < tested.threads; i++)
         expect_worker_line(&s, patience());
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < tested.threads; i++)
         leave(fds[i], i);
     /* ...and as many more before a worker has even read their requests. */
-    for (int i = 0; i < threads; i++) {
+    for (int i = 0; i < tested.threads; i++) {
         fds[i] = client_request(s.port, NORMAL_REQUEST);
         leave(fds[i], i);
     }
     note_case("%d GET /sleep whose clients left (every other one closed, the rest reset) while a "
               "worker slept on each, then %d GET / whose clients left before a worker read them",
-              threads, threads);
-    for (int i = 0; i < threads; i++)
-        expect_worker_line(&s, sleep_seconds * 1000 + patience());
+              tested.threads, tested.threads);
+    for (int i = 0; i < tested.threads; i++)
+        expect_worker_line(&s, tested.sleep_seconds * 1000 + patience());
     expect_served(&s);
     server_stop(&s);
 }
@@ -456,12 +456,12 @@ static void reset_jobs(void)
 }
 
 /* The pool under test, made from this stage's pool.c, for a test whose jobs start afresh. */
-static ThreadPool *new_pool(size_t threads)
+static ThreadPool *new_pool(size_t size)
 {
     reset_jobs();
-    ThreadPool *pool = thread_pool_new(threads);
+    ThreadPool *pool = thread_pool_new(size);
     expect(pool_lacks() == NULL, "this stage has no thread pool (no %s)", pool_lacks());
-    expect(pool != NULL, "thread_pool_new(%zu) failed: %s", threads, strerror(errno));
+    expect(pool != NULL, "thread_pool_new(%zu) failed: %s", size, strerror(errno));
     return pool;
 }
 

@@ -89,7 +89,7 @@ TEST(survives_reset_before_answer)
 {
     const char *unfinished = "GET / HTTP/1.1\r\n";
     int busy[IDLE_MAX];
-    int nbusy = does->pool ? threads : 1; /* one per thread that serves requests */
+    int nbusy = does->pool ? tested.threads : 1; /* one per thread that serves requests */
     struct server s;
     struct reply r;
 

@@ -79,12 +79,12 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, con
     snprintf(rules, sizeof rules,
              "expected its stdout to end with the lines of a pool of %d shutting down, in an "
              "order that lesson 08 allows",
-             threads);
+             tested.threads);
     int announced = line_index(lines, n, "Shutting down server, gracefully!");
     expect(announced >= 0, "%s; there is no \"Shutting down server, gracefully!\" in:%s", rules,
            listed);
     int joined = announced; /* where the main thread is in its loop over the workers */
-    for (int id = 0; id < threads; id++) {
+    for (int id = 0; id < tested.threads; id++) {
         char said[64], left[64];
         snprintf(said, sizeof said, "Shutting down worker %d", id);
         snprintf(left, sizeof left, "Shutting down thread for worker: %d", id);
@@ -103,9 +103,9 @@ static void expect_graceful_exit(struct server *s, int jobs, int timeout_ms, con
             }
         }
     }
-    expect(worker_lines == jobs && n == jobs + 1 + 2 * threads,
+    expect(worker_lines == jobs && n == jobs + 1 + 2 * tested.threads,
            "%s: %d \"Worker N got a job; executing...\" lines and %d of the shutdown; got:%s",
-           rules, jobs, 1 + 2 * threads, listed);
+           rules, jobs, 1 + 2 * tested.threads, listed);
     server_stop_exited(s);
 }
 
@@ -120,7 +120,7 @@ TEST(shuts_down_after_requests)
     note_case("REQUESTS 2: GET /sleep, then GET /, the last");
     expect_answer_to(&r, NORMAL_REQUEST);
     /* The slow request, accepted before the shutdown began, still gets all of its answer. */
-    client_receive(slow, &r, sleep_seconds * 1000 + patience());
+    client_receive(slow, &r, tested.sleep_seconds * 1000 + patience());
     close(slow);
     note_case("REQUESTS 2: GET /sleep, then GET /, the last; this is the answer to GET /sleep, "
               "in flight when the shutdown began");
@@ -135,18 +135,18 @@ TEST(default_requests_serves_default_requests)
 
     start_with_requests(&s, NULL);
     note_case("%d GET / (its DEFAULT_REQUESTS) to a server started with no REQUESTS",
-              default_requests);
-    for (int i = 0; i < default_requests; i++) {
+              tested.default_requests);
+    for (int i = 0; i < tested.default_requests; i++) {
         expect_answered(&s, NORMAL_REQUEST);
     }
-    expect_graceful_exit(&s, default_requests, patience(), "its last request");
+    expect_graceful_exit(&s, tested.default_requests, patience(), "its last request");
 }
 
 TEST(queued_requests_finish_on_shutdown)
 {
     /* Two slow requests more than the pool's workers: those run, two wait in the queue when
        the shutdown begins. */
-    const int n = threads + 2;
+    const int n = tested.threads + 2;
     static struct reply replies[IDLE_MAX];
     long long ended[IDLE_MAX];
     int fds[IDLE_MAX];
@@ -160,8 +160,8 @@ TEST(queued_requests_finish_on_shutdown)
         fds[i] = client_request(s.port, SLEEP_REQUEST);
     note_case("REQUESTS %d: %d GET /sleep at once, so that two wait in the queue of a pool of %d "
               "as the shutdown begins",
-              n, n, threads);
-    receive_each(fds, replies, ended, n, start, 2 * sleep_seconds * 1000 + patience());
+              n, n, tested.threads);
+    receive_each(fds, replies, ended, n, start, 2 * tested.sleep_seconds * 1000 + patience());
     int lost = 0;
     for (int i = 0; i < n; i++)
         lost += replies[i].len == 0;
@@ -187,7 +187,7 @@ TEST(sigint_shuts_down_gracefully)
     expect_worker_line(&s, patience());
     kill(s.pid, SIGINT);
     note_case("GET /sleep, and SIGINT once a worker has it");
-    client_receive(slow, &r, sleep_seconds * 1000 + patience());
+    client_receive(slow, &r, tested.sleep_seconds * 1000 + patience());
     close(slow);
     expect_hinted(r.len > 0, HINT_NO_JOIN, "GET /sleep got no answer, ended by %s", reply_end(&r));
     expect_answer_to(&r, SLEEP_REQUEST);
@@ -223,27 +223,27 @@ TEST(shutdown_waits_a_bounded_time_for_idle_clients)
     struct server s;
     /* As many idle clients as REQUESTS: the last one starts the shutdown, which waits until
        the head timeout has dropped each. */
-    long long bound = head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
+    long long bound = tested.head_timeout_seconds * 1000LL + LINGER_MS_MAX + patience();
 
     /* One for each worker, so that the head timeout drops them all at once. */
     char requests[16];
-    snprintf(requests, sizeof requests, "%d", threads);
+    snprintf(requests, sizeof requests, "%d", tested.threads);
     start_with_requests(&s, requests);
-    idle_open(&idle, threads, s.port);
+    idle_open(&idle, tested.threads, s.port);
     long long start = now_ms();
     while (!server_wait_exit(&s, 0) && now_ms() - start < bound)
         idle_tick(&idle, 100);
     idle_close(&idle);
     expect_hinted(server_wait_exit(&s, 0), HINT_HEAD_TIMEOUT,
                   "REQUESTS %d, and as many idle clients: the server had not exited after %lld ms",
-                  threads, bound);
-    expect_graceful_exit(&s, threads, 0, "its last request");
+                  tested.threads, bound);
+    expect_graceful_exit(&s, tested.threads, 0, "its last request");
 }
 
 TEST(shutdown_with_requests_in_flight_many_times)
 {
     /* Two connections more than the pool's workers. */
-    const int n = threads + 2;
+    const int n = tested.threads + 2;
     static struct reply replies[IDLE_MAX];
     long long ended[IDLE_MAX];
     int fds[IDLE_MAX];

@@ -21,14 +21,14 @@ TEST(sleep_answers_hello_slowly)
     server_start(&s);
     long long start = now_ms();
     int fd = client_request(s.port, SLEEP_REQUEST);
-    client_receive(fd, &r, sleep_seconds * 1000 + patience());
+    client_receive(fd, &r, tested.sleep_seconds * 1000 + patience());
     close(fd);
     long long took = now_ms() - start;
     expect_answer_to(&r, SLEEP_REQUEST);
-    expect_hinted(took >= sleep_seconds * 900,
-                  timing_hint(hint, sizeof hint, "SLEEP_SECONDS", sleep_seconds, took, NULL),
+    expect_hinted(took >= tested.sleep_seconds * 900,
+                  timing_hint(hint, sizeof hint, "SLEEP_SECONDS", tested.sleep_seconds, took, NULL),
                   "GET /sleep was answered after %lld ms, where it takes SLEEP_SECONDS, %d s", took,
-                  sleep_seconds);
+                  tested.sleep_seconds);
     server_stop(&s);
 }
 
@@ -39,7 +39,7 @@ TEST(root_waits_behind_sleep)
     server_start(&s);
     long long took = root_behind_sleep(&s);
     /* One thread: GET / is read only once /sleep is answered. */
-    expect(took >= sleep_seconds * 500,
+    expect(took >= tested.sleep_seconds * 500,
            "GET / was answered after %lld ms, behind GET /sleep: it did not wait, but this stage "
            "has one thread",
            took);
@@ -49,7 +49,7 @@ TEST(root_waits_behind_sleep)
 TEST(slow_client_is_dropped)
 {
     const char *start = "GET / HTTP/1.1\r\nX-Trickle: ";
-    long long bound = head_timeout_seconds * 1000LL + patience();
+    long long bound = tested.head_timeout_seconds * 1000LL + patience();
     struct pollfd closed = {.events = POLLIN};
     char scrap[256], hint[400];
     struct server s;
@@ -69,17 +69,17 @@ TEST(slow_client_is_dropped)
     expect_hinted(took < bound, HINT_HEAD_TIMEOUT,
                   "the trickling client was still connected after %lld ms; the head timeout is "
                   "%d s (if the server's is longer, say so: SERVER_HEAD_TIMEOUT_SECONDS)",
-                  took, head_timeout_seconds);
+                  took, tested.head_timeout_seconds);
     expect_hinted(n <= 0, HINT_HEAD_TIMEOUT,
                   "a client whose head never ended got an answer: \"%s\"; it must be dropped "
                   "without one",
                   shown(scrap, n > 0 ? (size_t)n : 0));
-    expect_hinted(took >= head_timeout_seconds * 900,
-                  timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS", head_timeout_seconds, took,
-                              HINT_HEAD_TIMEOUT),
+    expect_hinted(took >= tested.head_timeout_seconds * 900,
+                  timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS",
+                              tested.head_timeout_seconds, took, HINT_HEAD_TIMEOUT),
                   "the trickling client was dropped after %lld ms, before the head timeout of %d "
                   "s",
-                  took, head_timeout_seconds);
+                  took, tested.head_timeout_seconds);
     expect_served(&s);
     server_stop(&s);
 }
@@ -95,18 +95,18 @@ TEST(root_waits_behind_slow_client)
     long long start = now_ms();
     int fd = client_request(s.port, NORMAL_REQUEST);
     note_case("a client that sends nothing, then GET / on a second connection");
-    client_receive(fd, &r, head_timeout_seconds * 1000 + LINGER_MS_MAX + patience());
+    client_receive(fd, &r, tested.head_timeout_seconds * 1000 + LINGER_MS_MAX + patience());
     long long took = now_ms() - start;
     close(fd);
     close(silent);
     expect_answer_to(&r, NORMAL_REQUEST);
     /* It waited for something, only not as long as the test thought: other timings? */
     char hint[400];
-    expect_hinted(
-        took >= head_timeout_seconds * 500,
-        timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS", head_timeout_seconds, took, NULL),
-        "GET / was answered after %lld ms, behind a silent client: %s", took,
-        took < 500 ? "it did not wait, but this stage has one thread"
-                   : "not half of the head timeout it should have waited for");
+    expect_hinted(took >= tested.head_timeout_seconds * 500,
+                  timing_hint(hint, sizeof hint, "HEAD_TIMEOUT_SECONDS",
+                              tested.head_timeout_seconds, took, NULL),
+                  "GET / was answered after %lld ms, behind a silent client: %s", took,
+                  took < 500 ? "it did not wait, but this stage has one thread"
+                             : "not half of the head timeout it should have waited for");
     server_stop(&s);
 }

@@ -134,7 +134,7 @@ bool expect_answer(const struct reply *r, const char *input, size_t n, size_t to
         expect_status(&ended, does->too_large);
     } else if (route == NULL) {
         /* Nothing to read, so how the connection ends is no matter. */
-        expect(r->len == 0, "%s: stage %02d sends nothing, got \"%s\"", what, stage,
+        expect(r->len == 0, "%s: stage %02d sends nothing, got \"%s\"", what, tested.stage,
                shown(r->bytes, r->len));
     } else if (route->page == NULL) {
         char expected[64];

@@ -454,30 +454,33 @@ int main(int argc, char **argv)
     }
     if (argc != arg + 2)
         return usage(argv[0]);
-    stage = atoi(argv[arg]);
-    if (stage < 1 || stage > LAST_STAGE)
+    tested.stage = atoi(argv[arg]);
+    if (tested.stage < 1 || tested.stage > LAST_STAGE)
         return usage(argv[0]);
-    stage_does_set(stage);
+    stage_does_set(tested.stage);
     /* Servers may run in another directory: they need the binary's absolute path. */
     if (realpath(argv[arg + 1], server) == NULL || getcwd(root, sizeof root) == NULL) {
-        fprintf(stderr, "step%02d: cannot test %s: %s\n", stage, argv[arg + 1], strerror(errno));
+        fprintf(stderr, "step%02d: cannot test %s: %s\n", tested.stage, argv[arg + 1],
+                strerror(errno));
         return 2;
     }
     if (access(server, X_OK) != 0) {
-        fprintf(stderr, "step%02d: cannot test %s: it is not an executable file\n", stage,
+        fprintf(stderr, "step%02d: cannot test %s: it is not an executable file\n", tested.stage,
                 argv[arg + 1]);
         return 2;
     }
-    server_path = server;
-    root_dir = root;
+    tested.server_path = server;
+    tested.root_dir = root;
     const char *multiplier = getenv("CK_TIMEOUT_MULTIPLIER");
     if (multiplier != NULL && strtod(multiplier, NULL) >= 1)
-        time_multiplier = strtod(multiplier, NULL);
-    sleep_seconds = number_from_environment("SLEEP_SECONDS", 5, 3600, "seconds");
-    head_timeout_seconds = number_from_environment("HEAD_TIMEOUT_SECONDS", 5, 3600, "seconds");
-    threads = number_from_environment("THREADS", 4, THREADS_MAX, "threads");
-    default_requests = number_from_environment("REQUESTS", 4, THREADS_MAX, "requests");
-    if (sleep_seconds < 0 || head_timeout_seconds < 0 || threads < 0 || default_requests < 0)
+        tested.time_multiplier = strtod(multiplier, NULL);
+    tested.sleep_seconds = number_from_environment("SLEEP_SECONDS", 5, 3600, "seconds");
+    tested.head_timeout_seconds =
+        number_from_environment("HEAD_TIMEOUT_SECONDS", 5, 3600, "seconds");
+    tested.threads = number_from_environment("THREADS", 4, THREADS_MAX, "threads");
+    tested.default_requests = number_from_environment("REQUESTS", 4, THREADS_MAX, "requests");
+    if (tested.sleep_seconds < 0 || tested.head_timeout_seconds < 0 || tested.threads < 0 ||
+        tested.default_requests < 0)
         return 2;
     /* A server that closes early must fail a test, not kill the runner. */
     signal(SIGPIPE, SIG_IGN);
@@ -488,56 +491,58 @@ int main(int argc, char **argv)
     struct filter filter = {take_variable("CK_RUN_SUITE"), take_variable("CK_RUN_CASE")};
     const char *tap = take_variable("CK_TAP_LOG_FILE_NAME");
     bool can_measure = system_can_measure();
-    SRunner *runner = srunner_create(stage_suite(stage, new_only, no_pool, can_measure, &filter));
+    SRunner *runner =
+        srunner_create(stage_suite(tested.stage, new_only, no_pool, can_measure, &filter));
     /* What is tested, and the numbers the tests take the server to have. */
     char testing[1024], pool[32] = "", requests[40] = "";
-    if (stage >= 7)
-        snprintf(pool, sizeof pool, ", a pool of %d", threads);
-    if (stage >= 8)
-        snprintf(requests, sizeof requests, ", %d requests by default", default_requests);
+    if (tested.stage >= 7)
+        snprintf(pool, sizeof pool, ", a pool of %d", tested.threads);
+    if (tested.stage >= 8)
+        snprintf(requests, sizeof requests, ", %d requests by default", tested.default_requests);
     snprintf(testing, sizeof testing,
-             "step%02d: testing %s (GET /sleep takes %d s, the head timeout is %d s%s%s)", stage,
-             argv[arg + 1], sleep_seconds, head_timeout_seconds, pool, requests);
+             "step%02d: testing %s (GET /sleep takes %d s, the head timeout is %d s%s%s)",
+             tested.stage, argv[arg + 1], tested.sleep_seconds, tested.head_timeout_seconds, pool,
+             requests);
     if (planned == 0) {
         srunner_free(runner);
         if (report != NULL)
-            write_report(report, testing, stage, no_pool, can_measure, false);
-        return nothing_to_run(stage, &filter, allow_none, no_pool);
+            write_report(report, testing, tested.stage, no_pool, can_measure, false);
+        return nothing_to_run(tested.stage, &filter, allow_none, no_pool);
     }
     if (!new_only)
         printf("%s\n", testing);
-    if (no_pool && stage >= 7)
+    if (no_pool && tested.stage >= 7)
         printf("step%02d: the tests of the pool's API (pool_api%s) are not run: they call a "
                "pool.c, and this run has none of the server's (POOL=dir gives one)\n",
-               stage, stage >= 8 ? ", drop_api" : "");
-    say_left_out(stage, no_pool, can_measure);
+               tested.stage, tested.stage >= 8 ? ", drop_api" : "");
+    say_left_out(tested.stage, no_pool, can_measure);
     fflush(stdout);
 
     /* A report now, in case the run dies before its end, and again at the end. */
     if (report != NULL)
-        write_report(report, testing, stage, no_pool, can_measure, false);
+        write_report(report, testing, tested.stage, no_pool, can_measure, false);
     harness_begin();
     int status;
     if (new_only) {
         srunner_run_all(runner, CK_SILENT);
-        status = report_new_tests(runner, stage, argv[arg + 1]);
+        status = report_new_tests(runner, tested.stage, argv[arg + 1]);
     } else {
         srunner_run_all(runner, CK_ENV);
         if (srunner_ntests_run(runner) == 0) {
             fprintf(stderr,
                     "step%02d: Check ran no test (CK_INCLUDE_TAGS or CK_EXCLUDE_TAGS?): "
                     "a run of no tests proves nothing\n",
-                    stage);
+                    tested.stage);
             status = EXIT_FAILURE;
         } else {
             status = srunner_ntests_failed(runner) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
         }
         if (tap != NULL)
-            write_tap(tap, runner, stage);
+            write_tap(tap, runner, tested.stage);
         if (report != NULL)
-            write_report(report, testing, stage, no_pool, can_measure, true);
+            write_report(report, testing, tested.stage, no_pool, can_measure, true);
         else
-            say_shared_causes(stage, NULL);
+            say_shared_causes(tested.stage, NULL);
     }
     harness_end();
     srunner_free(runner);
