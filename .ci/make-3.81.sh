@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 make381=$(sh ../shared/tools/make-3.81/build.sh "$work")
-"$make381" --version | head -1 | grep -qx "GNU Make 3.81"
+# Its first line, read whole: with pipefail, a `head` in a pipe may end make with SIGPIPE.
+version=$("$make381" --version)
+[ "${version%%$'\n'*}" = "GNU Make 3.81" ]
 
 "$make381" -s clean
 "$make381" -s all
-"$make381" -s diff-05 | grep -q '^+++ step05-route/main.c'
+"$make381" -s diff-05 > "$work/diff-05"
+grep -q '^+++ step05-route/main.c' "$work/diff-05"
 "$make381" check
 "$make381" -s check-step05 SERVER=build/step05
 "$make381" -s check-step07 SERVER=build/tests/step07 POOL=step07-pool \
