@@ -123,11 +123,18 @@ bool expect_answer(const struct reply *r, const char *input, size_t n, size_t to
         ended.closed = true;
         ended.error = 0;
     }
+    /* Still open: a stage that owes no answer did not close; one that owes one did not read
+       its head to the end, or did not close after its answer. */
+    if (fits && route == NULL)
+        expect(r->error != ETIMEDOUT,
+               "%s: stage %02d sends nothing and closes the connection%s, but it was still open "
+               "after %d ms",
+               what, tested.stage, does->reads_head ? " once it has read the head" : " at once",
+               patience());
     expect_hinted(r->error != ETIMEDOUT,
-                  !does->reads_head ? NULL
-                  : !fits           ? HINT_HEAD_MAX
-                  : r->len > 0      ? HINT_CLOSE
-                                    : HINT_NO_ANSWER,
+                  !fits        ? HINT_HEAD_MAX
+                  : r->len > 0 ? HINT_CLOSE
+                               : HINT_NO_ANSWER,
                   "%s: the connection was still open after %d ms%s%s", what, patience(),
                   r->len > 0 ? ", after the bytes " : "", shown(r->bytes, r->len));
     if (!fits && does->too_large != NULL) {
